@@ -1,0 +1,392 @@
+//! The earshot readings protocol: what the daemon (`earshotd`) says and every
+//! consumer (the console, recorders, MQTT bridges, tests) reads.
+//!
+//! The wire format is NDJSON: one JSON object per line, UTF-8, `\n`-terminated.
+//! Every object carries `"v"` (the protocol version, [`VERSION`]) and `"type"`:
+//!
+//! * `hello`: sent once when a stream opens (and at the top of `--stdout`);
+//!   says which daemon, model and source produced the readings that follow.
+//! * `reading`: one per hop (default 1 s), in order, with a sequence number.
+//!
+//! A decoder checks `v` before anything else: a version it does not know is
+//! [`DecodeError::UnsupportedVersion`], never a half-parsed reading.
+//!
+//! ## Scales (the same everywhere)
+//! * emotions: `0..1` over the Soundtracks rating scale, `(rating - 1) / 8`, so
+//!   0 is "not at all" (1 on the 1..9 scale) and 1 is "extremely" (9).
+//! * mid-level features: `0..1`, the quantile of the model's proxy target among the
+//!   360 Soundtracks clips (0.8 = more than 80 % of the film-music clips).
+//! * explanation: `emotion = bias + sum(effects)`, `effect = w * (m - mean_m)`;
+//!   exact for every reading (smoothing is applied to mid-level values, and the
+//!   linear layer is applied after it).
+//! * levels in dBFS (0 = full scale), times in milliseconds since the Unix epoch.
+//!
+//! This crate is the shared contract and stays small: serde and thiserror only.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Default TCP port of the daemon's readings stream (on 127.0.0.1).
+pub const DEFAULT_PORT: u16 = 7878;
+
+/// Defines a struct with one named field per item, with array conversion in
+/// the documented output order, so that names never drift from indices.
+macro_rules! named_array {
+    ($(#[$meta:meta])* $name:ident, $len:literal, [$($field:ident),+ $(,)?]) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name<T> {
+            $(pub $field: T,)+
+        }
+
+        impl<T: Copy> $name<T> {
+            /// Field names in output order.
+            pub const NAMES: [&'static str; $len] = [$(stringify!($field)),+];
+            /// Number of fields.
+            pub const LEN: usize = $len;
+
+            /// Builds from values in output order.
+            pub fn from_array(values: [T; $len]) -> Self {
+                let [$($field),+] = values;
+                Self { $($field),+ }
+            }
+
+            /// Values in output order.
+            pub fn to_array(&self) -> [T; $len] {
+                [$(self.$field),+]
+            }
+
+            /// Applies `f` to every value, keeping names.
+            pub fn map<U: Copy>(&self, mut f: impl FnMut(T) -> U) -> $name<U> {
+                $name { $($field: f(self.$field)),+ }
+            }
+
+            /// `(name, value)` pairs in output order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, T)> {
+                Self::NAMES.into_iter().zip(self.to_array())
+            }
+        }
+    };
+}
+
+named_array!(
+    /// The 7 mid-level perceptual features (Aljanaki & Soleymani 2018), in model output order.
+    MidLevel,
+    7,
+    [
+        melodiousness,
+        articulation,
+        rhythm_stability,
+        rhythm_complexity,
+        dissonance,
+        tonal_stability,
+        minorness,
+    ]
+);
+
+named_array!(
+    /// The 8 emotions of the Soundtracks ratings (Eerola & Vuoskoski 2011), in model output order.
+    Emotions,
+    8,
+    [valence, energy, tension, anger, fear, happy, sad, tender]
+);
+
+/// First message of every stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// `earshotd` version that writes the stream.
+    pub daemon: String,
+    /// Model id (directory name under `models/`, hash-suffixed).
+    pub model_id: String,
+    /// Where the audio comes from, e.g. `demo`, `file:/path/x.wav`, `alsa:USB Mic`.
+    pub source: String,
+    /// Readings cadence.
+    pub hop_ms: u32,
+    /// Audio the model looks at for each reading.
+    pub window_ms: u32,
+    /// Time constant of the smoothing applied to published values (0 = none).
+    pub smoothing_ms: u32,
+    /// Mean mid-level value of the training data, the zero point of the effects.
+    pub mid_level_means: MidLevel<f32>,
+}
+
+/// Whether the input carried music the model can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputState {
+    /// Loud enough and the model ran: `analysis` is present.
+    Music,
+    /// Below the music gate: no emotions are claimed, `analysis` is null.
+    Silence,
+    /// Not enough audio yet to fill the model's receptive field.
+    Warmup,
+}
+
+/// Why one emotion has its value: `value = bias + sum(effects)`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explanation {
+    /// The emotion's value at average mid-level features.
+    pub bias: f32,
+    /// Signed contribution of each mid-level feature, `w * (m - mean)`.
+    pub effects: MidLevel<f32>,
+}
+
+impl Explanation {
+    /// `bias + sum(effects)`: equals the explained emotion value.
+    pub fn total(&self) -> f32 {
+        self.bias + self.effects.to_array().iter().sum::<f32>()
+    }
+}
+
+/// Model values of one reading.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Values {
+    pub mid_level: MidLevel<f32>,
+    pub emotions: Emotions<f32>,
+}
+
+/// What the model made of the audio window, present when the input is music.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// Smoothed, published values.
+    pub mid_level: MidLevel<f32>,
+    pub emotions: Emotions<f32>,
+    /// Per emotion, exactly how the smoothed mid-level values produce it.
+    pub explanation: Emotions<Explanation>,
+    /// This window's values before smoothing.
+    pub raw: Values,
+}
+
+/// Counters that tell whether the numbers can be trusted. All are totals since start.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub uptime_s: u64,
+    /// Audio frames lost because the capture ring was full.
+    pub dropped_frames: u64,
+    /// Capture device overruns/underruns reported by the audio backend.
+    pub xruns: u64,
+    /// Times the audio device was lost and reopened.
+    pub reconnects: u64,
+    /// Readings dropped for slow subscribers, all sinks together.
+    pub dropped_readings: u64,
+    /// Subscribers connected to the stream server right now.
+    pub clients: u32,
+}
+
+/// One reading, emitted every hop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reading {
+    /// Increments by one per reading from 0; a gap means readings were dropped.
+    pub seq: u64,
+    /// Wall-clock time of the end of the window, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Position of the end of the window in the input audio, ms since start.
+    pub stream_ms: u64,
+    pub model_id: String,
+    pub state: InputState,
+    /// RMS level of the last hop, dBFS.
+    pub level_dbfs: f32,
+    /// Band meter of the last hop, low to high frequency, each 0..1.
+    pub spectrum: Vec<f32>,
+    /// Null unless `state` is `music`.
+    pub analysis: Option<Analysis>,
+    /// Time the model took for this hop.
+    pub latency_ms: f32,
+    pub health: Health,
+}
+
+/// Anything the daemon writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    Hello(Hello),
+    Reading(Box<Reading>),
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    v: u32,
+    #[serde(flatten)]
+    msg: &'a Message,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    #[allow(dead_code)]
+    v: u32,
+    #[serde(flatten)]
+    msg: Message,
+}
+
+/// Why a line could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    #[error("not a JSON object: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("message has no protocol version field \"v\"; is this an earshot readings stream?")]
+    MissingVersion,
+    #[error(
+        "protocol version {got} is not supported (this build reads version {supported}); \
+         update the console or the daemon so that both speak the same version"
+    )]
+    UnsupportedVersion { got: u32, supported: u32 },
+    #[error("malformed version {VERSION} message: {0}")]
+    Malformed(#[source] serde_json::Error),
+}
+
+/// Encodes one message as a single JSON line, without the trailing newline.
+pub fn encode(msg: &Message) -> String {
+    serde_json::to_string(&EnvelopeOut { v: VERSION, msg })
+        .expect("protocol types contain only maps, strings and finite-or-null numbers")
+}
+
+/// Encodes one message followed by `\n`, ready to write to a stream.
+pub fn encode_line(msg: &Message) -> String {
+    let mut line = encode(msg);
+    line.push('\n');
+    line
+}
+
+/// Decodes one line (leading/trailing whitespace allowed).
+pub fn decode(line: &str) -> Result<Message, DecodeError> {
+    let probe: VersionProbe = serde_json::from_str(line).map_err(DecodeError::Json)?;
+    match probe.v {
+        None => Err(DecodeError::MissingVersion),
+        Some(VERSION) => serde_json::from_str::<EnvelopeIn>(line)
+            .map(|e| e.msg)
+            .map_err(DecodeError::Malformed),
+        Some(got) => Err(DecodeError::UnsupportedVersion {
+            got,
+            supported: VERSION,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_reading() -> Reading {
+        let mid = MidLevel::from_array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
+        let expl = Explanation {
+            bias: 0.5,
+            effects: MidLevel::from_array([0.01, -0.02, 0.0, 0.03, -0.04, 0.05, 0.0]),
+        };
+        let emotions = Emotions::from_array([expl.total(); 8]);
+        Reading {
+            seq: 7,
+            time_ms: 1_764_000_000_000,
+            stream_ms: 10_000,
+            model_id: "edge-test".into(),
+            state: InputState::Music,
+            level_dbfs: -23.5,
+            spectrum: vec![0.0, 0.5, 1.0],
+            analysis: Some(Analysis {
+                mid_level: mid,
+                emotions,
+                explanation: Emotions::from_array([expl; 8]),
+                raw: Values {
+                    mid_level: mid,
+                    emotions,
+                },
+            }),
+            latency_ms: 1.25,
+            health: Health::default(),
+        }
+    }
+
+    #[test]
+    fn round_trip_reading_and_hello() {
+        let r = Message::Reading(Box::new(sample_reading()));
+        assert_eq!(decode(&encode(&r)).unwrap(), r);
+        let h = Message::Hello(Hello {
+            daemon: "0.1.0".into(),
+            model_id: "m".into(),
+            source: "demo".into(),
+            hop_ms: 1000,
+            window_ms: 10_000,
+            smoothing_ms: 3000,
+            mid_level_means: MidLevel::from_array([0.5; 7]),
+        });
+        assert_eq!(decode(&encode_line(&h)).unwrap(), h);
+    }
+
+    #[test]
+    fn wire_names_are_stable() {
+        let line = encode(&Message::Reading(Box::new(sample_reading())));
+        assert!(line.starts_with(r#"{"v":1,"type":"reading","seq":7,"#), "{line}");
+        for name in MidLevel::<f32>::NAMES.iter().chain(&Emotions::<f32>::NAMES) {
+            assert!(line.contains(&format!("\"{name}\":")), "{name} missing");
+        }
+        assert!(line.contains(r#""state":"music""#));
+    }
+
+    #[test]
+    fn fixture_version_1_still_decodes() {
+        // Bytes as written by earshotd 0.1; a change that breaks this breaks deployed consoles.
+        let fixture = include_str!("../tests/fixtures/v1.ndjson");
+        let msgs: Vec<Message> = fixture.lines().map(|l| decode(l).unwrap()).collect();
+        assert!(matches!(msgs[0], Message::Hello(_)));
+        let Message::Reading(r) = &msgs[1] else {
+            panic!("second line is a reading")
+        };
+        let a = r.analysis.as_ref().expect("music reading has analysis");
+        for (name, e) in a.emotions.iter() {
+            let field = Emotions::<f32>::NAMES.iter().position(|n| *n == name).unwrap();
+            let total = a.explanation.to_array()[field].total();
+            assert!((total - e).abs() < 1e-5, "{name}: {total} vs {e}");
+        }
+        let Message::Reading(r) = &msgs[2] else {
+            panic!("third line is a reading")
+        };
+        assert_eq!(r.state, InputState::Silence);
+        assert!(r.analysis.is_none());
+    }
+
+    #[test]
+    fn unknown_version_is_a_clear_error() {
+        let err = decode(r#"{"v":2,"type":"reading","future":true}"#).unwrap_err();
+        assert!(matches!(
+            err,
+            DecodeError::UnsupportedVersion {
+                got: 2,
+                supported: 1
+            }
+        ));
+        assert!(err.to_string().contains("version 2 is not supported"));
+        assert!(matches!(
+            decode(r#"{"type":"reading"}"#),
+            Err(DecodeError::MissingVersion)
+        ));
+        assert!(matches!(decode("not json"), Err(DecodeError::Json(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(s in ".{0,200}") {
+            let _ = decode(&s);
+        }
+
+        #[test]
+        fn named_arrays_keep_order(v in proptest::array::uniform8(-1e6f32..1e6)) {
+            let e = Emotions::from_array(v);
+            proptest::prop_assert_eq!(e.to_array(), v);
+            proptest::prop_assert_eq!(e.iter().map(|(_, x)| x).collect::<Vec<_>>(), v.to_vec());
+        }
+    }
+}
