@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# earshotd benchmarks, side by side in one run on this machine:
+#   - per-hop latency of tract f32 / int8 (criterion, device/benches/pipeline.rs)
+#     against onnxruntime and PyTorch on the same inputs and one thread (bench/compare.py)
+#   - multiply-accumulates per hop and per window, and the plan's matmul kernels
+#   - real-time factor and peak RSS of `earshotd analyze` on a 5-minute file
+#   - CPU use and peak RSS of the paced demo (the whole daemon) over DEMO_SECONDS
+# Usage: bash bench/run.sh   (env: DEMO_SECONDS=30, EARSHOT_DATA=../shared/data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=target/bench
+DATA=${EARSHOT_DATA:-../shared/data}
+DEMO_SECONDS=${DEMO_SECONDS:-30}
+mkdir -p "$OUT"
+BIN=target/release/earshotd
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p earshot-device
+
+echo "== criterion: frontend, tract streaming hop and whole window" >&2
+EARSHOT_BENCH_INFO="$PWD/$OUT/info.json" cargo bench --quiet -p earshot-device --bench pipeline -- --noplot \
+  >"$OUT/criterion.txt" 2>&1
+
+echo "== onnxruntime and PyTorch on the same inputs" >&2
+python3 bench/compare.py >"$OUT/compare.json"
+
+echo "== analyze: real-time factor and peak RSS" >&2
+python3 - "$DATA" "$OUT/long.wav" <<'EOF'
+import sys, numpy as np, soundfile as sf
+from pathlib import Path
+data, dest = Path(sys.argv[1]), sys.argv[2]
+clips = sorted((data / "soundtracks" / "audio").glob("*.mp3"))[:20]
+audio = np.concatenate([sf.read(str(c), dtype="float32", always_2d=True)[0].mean(axis=1) for c in clips])
+sf.write(dest, audio, 22050, subtype="PCM_16")
+print(f"{dest}: {len(clips)} clips, {len(audio) / 22050:.1f} s", file=sys.stderr)
+EOF
+for precision in f32 int8; do
+  flag=""; [ "$precision" = int8 ] && flag="--int8"
+  /usr/bin/time -v "$BIN" analyze "$OUT/long.wav" --json $flag >"$OUT/analyze_$precision.json" 2>"$OUT/time_analyze_$precision.txt"
+done
+/usr/bin/time -v "$BIN" analyze "$DATA/soundtracks/audio/001.mp3" --json >"$OUT/analyze_mp3.json" 2>"$OUT/time_analyze_mp3.txt"
+
+echo "== paced demo for ${DEMO_SECONDS} s per precision: CPU and RSS of the whole daemon" >&2
+for precision in f32 int8; do
+  flag=""; [ "$precision" = int8 ] && flag="--int8"
+  rm -f "$OUT/bench.sock"
+  "$BIN" run --demo --listen 127.0.0.1:0 --socket "$OUT/bench.sock" --log-file "$OUT/demo_$precision.log" $flag &
+  pid=$!
+  sleep 3  # model load and first readings out of the way
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  t0=$(date +%s.%N)
+  sleep "$DEMO_SECONDS"
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  t1=$(date +%s.%N)
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "{\"ticks\": $((u1 + s1 - u0 - s0)), \"clk_tck\": $(getconf CLK_TCK), \"seconds\": $(echo "$t1 - $t0" | bc -l), \"vmhwm_kb\": $hwm}" \
+    >"$OUT/demo_$precision.json"
+done
+
+python3 - "$OUT" <<'EOF'
+import json, re, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+crit = Path("target/criterion/hop")
+def crit_ms(name):
+    p = crit / name / "new" / "estimates.json"
+    return json.loads(p.read_text())["median"]["point_estimate"] / 1e6
+def timev(path):
+    t = Path(path).read_text()
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", t)
+    h, m, s = wall.groups()
+    wall_s = (int(h) if h else 0) * 3600 + int(m) * 60 + float(s)
+    cpu = float(re.search(r"User time \(seconds\): ([\d.]+)", t).group(1)) + float(re.search(r"System time \(seconds\): ([\d.]+)", t).group(1))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
+    return wall_s, cpu, rss
+info = json.loads((out / "info.json").read_text())
+py = json.loads((out / "compare.json").read_text())
+hop, win = info["stream_input_frames"], info["window_frames"]
+print(f"\nearshotd benchmarks ({info['model_id']}), one thread, median latency in ms")
+print(f"{'engine':<26}{'hop: 1x'+str(hop)+'x149':>18}{'window: 1x'+str(win)+'x149':>22}")
+rows = [
+    ("tract f32", crit_ms("tract_f32_stream"), crit_ms("tract_f32_window")),
+    ("tract int8", crit_ms("tract_int8_stream"), crit_ms("tract_int8_window")),
+    ("onnxruntime f32", py["ort_f32_stream_ms"], py["ort_f32_window_ms"]),
+    ("onnxruntime int8", py["ort_int8_stream_ms"], py["ort_int8_window_ms"]),
+    ("pytorch f32 (eager)", py["torch_f32_stream_ms"], py["torch_f32_window_ms"]),
+]
+for name, a, b in rows:
+    print(f"{name:<26}{a:>18.3f}{b:>22.3f}")
+print("(tract hop = push 31 columns + network on 93 frames + head; onnxruntime/pytorch hop = the model on 93 frames)")
+print(f"front end, one hop (31 frames, 989.8 ms of audio): {crit_ms('frontend'):.3f} ms")
+print(f"\nmultiply-accumulates: {info['macs_per_hop']/1e6:.2f} M per hop (network on {hop} frames), "
+      f"{info['macs_per_window']/1e6:.2f} M per whole window of {win}: reuse saves "
+      f"{100 * (1 - info['macs_per_hop'] / info['macs_per_window']):.0f} % "
+      f"(x{info['macs_per_window'] / info['macs_per_hop']:.1f})")
+print(f"matmul kernels f32:  {', '.join(sorted(set(info['kernels_f32'])))}")
+print(f"matmul kernels int8: {', '.join(sorted(set(info['kernels_int8'])))}")
+print("\nearshotd analyze (as fast as possible)")
+for name, tag in [("f32, 5 min wav", "f32"), ("int8, 5 min wav", "int8"), ("f32, one mp3 clip", "mp3")]:
+    wall, cpu, rss = timev(out / f"time_analyze_{tag}.txt")
+    audio_s = json.loads((out / f"analyze_{tag}.json").read_text())["seconds"]
+    print(f"  {name:<18} wall {wall:6.2f} s  cpu {cpu:6.2f} s  real-time factor {audio_s / wall:7.0f}x  peak RSS {rss / 1024:6.1f} MiB")
+print("\nearshotd run --demo, paced (whole daemon: synthesis, front end, model, explain, server)")
+for p in ["f32", "int8"]:
+    d = json.loads((out / f"demo_{p}.json").read_text())
+    cpu = d["ticks"] / d["clk_tck"] / d["seconds"] * 100
+    print(f"  {p:<5} CPU {cpu:5.2f} % of one core over {d['seconds']:.0f} s   peak RSS {d['vmhwm_kb'] / 1024:.1f} MiB")
+print(f"\nversions: {py['versions']}")
+EOF

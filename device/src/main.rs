@@ -1,0 +1,285 @@
+//! `earshotd`: parse arguments, load the config, call the library, map the
+//! result to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use earshot_device::config::{Loaded, Precision, SourceConfig};
+use earshot_device::{capture, Shutdown};
+use earshot_protocol::{Emotions, MidLevel};
+
+/// earshot's daemon: listens, reads the music's mid-level features and
+/// emotions every second, explains them, and serves them to consoles.
+#[derive(Parser, Debug)]
+#[command(name = "earshotd", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon (the default): demo, file or live input -> readings.
+    Run(RunArgs),
+    /// List audio input devices.
+    Devices,
+    /// Analyse a recording: per-window values and a summary.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args, Debug, Default)]
+struct ModelArgs {
+    /// Config file (TOML); see deploy/earshot.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Model directory (metadata.json, model.onnx, model.int8.onnx); default: built in.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Run the int8 model.
+    #[arg(long)]
+    int8: bool,
+}
+
+#[derive(Args, Debug, Default)]
+struct RunArgs {
+    /// The built-in demo music (the default source).
+    #[arg(long, conflicts_with_all = ["file", "device"])]
+    demo: bool,
+    /// Read an audio file (wav, flac, mp3, ogg).
+    #[arg(long, value_name = "FILE", conflicts_with = "device")]
+    file: Option<PathBuf>,
+    /// With --file: pace the file like live audio.
+    #[arg(long, requires = "file")]
+    realtime: bool,
+    /// Capture from an input device (name from `earshotd devices`, or "default").
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+    /// Also write NDJSON readings to standard output.
+    #[arg(long)]
+    stdout: bool,
+    /// Stream server TCP address (default 127.0.0.1:7878; "" disables).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Stream server unix socket ("" disables).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// No stream server (with --stdout).
+    #[arg(long)]
+    no_server: bool,
+    /// Write the log to this file (appending) instead of standard error.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+struct AnalyzeArgs {
+    /// The recording.
+    file: PathBuf,
+    /// Print JSON: windows, readings and the summary.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV: one row per window, then the mean.
+    #[arg(long)]
+    csv: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_file = match &cli.command {
+        None => cli.run.log_file.clone(),
+        Some(Command::Run(args)) => args.log_file.clone(),
+        _ => None,
+    };
+    if let Err(e) = init_logging(log_file.as_deref()) {
+        eprintln!("earshotd: error: {e:#}");
+        return ExitCode::from(1);
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (e.g. `earshotd analyze x | head`) is not a failure.
+            if let Some(e) = err.root_cause().downcast_ref::<std::io::Error>() {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("earshotd: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr (level from `EARSHOT_LOG`, default `info`), or to a file.
+fn init_logging(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => daemon(cli.run),
+        Some(Command::Run(args)) => daemon(args),
+        Some(Command::Devices) => devices(),
+        Some(Command::Analyze(args)) => analyze(args),
+    }
+}
+
+fn load_config(args: &ModelArgs) -> anyhow::Result<Loaded> {
+    let mut loaded = match &args.config {
+        Some(path) => Loaded::from_file(path)?,
+        None => Loaded::defaults(),
+    };
+    if let Some(dir) = &args.model {
+        loaded.config.model.dir = Some(dir.clone());
+    }
+    if args.int8 {
+        loaded.config.model.precision = Precision::Int8;
+    }
+    Ok(loaded)
+}
+
+fn daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut loaded = load_config(&args.model)?;
+    let c = &mut loaded.config;
+    if args.demo {
+        c.source = SourceConfig::Demo {};
+    } else if let Some(path) = args.file {
+        c.source = SourceConfig::File {
+            path,
+            realtime: args.realtime,
+        };
+    } else if let Some(name) = args.device {
+        c.source = SourceConfig::Device { name };
+    }
+    if args.stdout {
+        c.stdout.enabled = true;
+    }
+    if let Some(addr) = args.listen {
+        c.server.tcp = addr;
+    }
+    if let Some(path) = args.socket {
+        c.server.unix_socket = Some(path);
+    }
+    if args.no_server {
+        c.server.enabled = false;
+    }
+    let settings = loaded.validate()?;
+    let shutdown = Shutdown::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, shutdown.flag())
+            .context("installing the signal handlers")?;
+    }
+    earshot_device::run(&settings, &shutdown)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn devices() -> anyhow::Result<ExitCode> {
+    let list = capture::live::list_devices()?;
+    let mut out = std::io::stdout().lock();
+    if list.is_empty() {
+        writeln!(out, "no audio input devices found")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in list {
+        let mark = if d.is_default { "*" } else { " " };
+        writeln!(out, "{mark} {}  [{}]  {}", d.name, d.id, d.default_config)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(&args.model)?;
+    let settings = loaded.validate()?;
+    let report = earshot_device::analyze(
+        &args.file,
+        settings.model_dir.as_deref(),
+        settings.precision,
+        &settings.analysis,
+    )?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else if args.csv {
+        write!(out, "start_s,end_s,state,level_dbfs")?;
+        for name in MidLevel::<f32>::NAMES.iter().chain(&Emotions::<f32>::NAMES) {
+            write!(out, ",{name}")?;
+        }
+        writeln!(out)?;
+        for w in &report.windows {
+            write!(
+                out,
+                "{:.3},{:.3},{},{:.1}",
+                w.start_s,
+                w.end_s,
+                serde_json::to_value(w.state)?.as_str().unwrap_or("?"),
+                w.level_dbfs
+            )?;
+            for v in w.mid_level.to_array().iter().chain(&w.emotions.to_array()) {
+                write!(out, ",{v:.5}")?;
+            }
+            writeln!(out)?;
+        }
+        write!(out, ",,mean,")?;
+        let s = &report.summary;
+        for v in s.mid_level.to_array().iter().chain(&s.emotions.to_array()) {
+            write!(out, ",{v:.5}")?;
+        }
+        writeln!(out)?;
+    } else {
+        let s = &report.summary;
+        writeln!(
+            out,
+            "{}: {:.1} s, {} windows of {:.0} ms every {:.0} ms ({} music), model {} ({})",
+            report.source,
+            report.seconds,
+            s.windows,
+            report.window_ms,
+            report.hop_ms,
+            s.music_windows,
+            report.model_id,
+            report.precision
+        )?;
+        writeln!(out, "\nmid-level (0..1)")?;
+        for (name, v) in s.mid_level.iter() {
+            writeln!(out, "  {name:<18} {v:6.3}  {}", bar(v))?;
+        }
+        writeln!(out, "\nemotions (0..1)")?;
+        for (name, v) in s.emotions.iter() {
+            writeln!(out, "  {name:<18} {v:6.3}  {}", bar(v))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bar(v: f32) -> String {
+    "#".repeat((v.clamp(0.0, 1.0) * 30.0).round() as usize)
+}

@@ -1,0 +1,410 @@
+//! One direction: audio samples -> front end columns -> streaming network ->
+//! gate and explanation -> [`Reading`]. The same code serves live audio, the
+//! demo, `--file` and `earshotd analyze`.
+//!
+//! ## Hops and windows in frames
+//! Readings are due at frame counts `n` with `n ≡ window (mod hop)`, counting
+//! frames of the front end (704 samples, 31.93 ms). `hop_ms` is rounded to whole
+//! frames: the default 1000 ms is 31 frames (989.8 ms), so the reading whose window
+//! is full for the `k`-th time covers frames `[31 k, 31 k + 313)`, exactly the
+//! windows of `train.py windows()`. Before the first full window, readings are
+//! due every hop from the receptive field (63 frames, 2 s) on; live sources
+//! publish them from the frames heard so far (`partial_windows`), `analyze`
+//! marks them `warmup`. The network runs once per reading, on the positions
+//! that are new since the previous one.
+//!
+//! What leaves the process is decided by `publish`; this module only builds readings.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use earshot_protocol::{Hello, InputState, MidLevel, Reading};
+
+use crate::explain::{Explainer, N_EMO, N_MID};
+use crate::frontend::{self, Frontend};
+use crate::gate::{self, Gate};
+use crate::health::Counters;
+use crate::model::{Model, ModelError, StreamRunner};
+
+/// Bands of the coarse level meter in each reading.
+pub const METER_BANDS: usize = 16;
+/// Spectrogram value shown as a full meter (log10(1 + x) of a loud band).
+const METER_FULL_SCALE: f32 = 7.0;
+
+/// How readings are made; built from the validated config and the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSettings {
+    pub hop_frames: usize,
+    pub window_frames: usize,
+    pub smoothing_ms: u32,
+    pub silence_dbfs: f32,
+    /// Publish readings from the frames heard so far before the first full window.
+    pub partial_windows: bool,
+}
+
+impl PipelineSettings {
+    /// `hop_ms` and `window_ms` rounded to frames; window defaults to the model's.
+    pub fn new(
+        model: &Model,
+        hop_ms: u32,
+        window_ms: Option<u32>,
+        smoothing_ms: u32,
+        silence_dbfs: f32,
+    ) -> Result<Self, ModelError> {
+        let period = frontend::frame_period_ms();
+        let hop_frames = ((f64::from(hop_ms) / period).round() as usize).max(1);
+        let window_frames = match window_ms {
+            Some(ms) => (f64::from(ms) / period).round() as usize,
+            None => model.window_frames(),
+        };
+        if window_frames < model.receptive_field() {
+            return Err(ModelError::Shape {
+                path: "analysis.window_ms".into(),
+                message: format!(
+                    "{window_frames} frames is shorter than the model's receptive field ({} frames, {:.0} ms)",
+                    model.receptive_field(),
+                    model.receptive_field() as f64 * period
+                ),
+            });
+        }
+        Ok(Self {
+            hop_frames,
+            window_frames,
+            smoothing_ms,
+            silence_dbfs,
+            partial_windows: true,
+        })
+    }
+
+    /// Effective reading cadence in ms (whole frames).
+    pub fn hop_ms(&self) -> f64 {
+        self.hop_frames as f64 * frontend::frame_period_ms()
+    }
+
+    /// Effective window in ms (whole frames).
+    pub fn window_ms(&self) -> f64 {
+        self.window_frames as f64 * frontend::frame_period_ms()
+    }
+}
+
+/// One reading plus what the offline path needs besides it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub reading: Reading,
+    /// The window's mid-level values and the model's emotions for them,
+    /// whatever the gate said (offline summaries average these).
+    pub model_mid: [f32; N_MID],
+    pub model_emotions: [f32; N_EMO],
+    /// Frames the window covers.
+    pub window_frames: usize,
+    /// The window has its full length (or is the whole of a shorter recording).
+    pub full_window: bool,
+}
+
+struct Core {
+    runner: StreamRunner,
+    explainer: Explainer,
+    gate: Gate,
+    settings: PipelineSettings,
+    receptive_field: usize,
+    model_id: String,
+    health: Arc<Counters>,
+    seq: u64,
+    frames: u64,
+    last_reading_frame: u64,
+    full_windows: u64,
+    hop_energy: f64,
+    hop_samples: usize,
+    meter: Vec<f64>,
+    meter_frames: usize,
+    error: Option<ModelError>,
+}
+
+/// The streaming pipeline; feed it samples, it calls back with readings.
+pub struct Pipeline {
+    frontend: Frontend,
+    core: Core,
+}
+
+impl Pipeline {
+    pub fn new(
+        model: &Model,
+        settings: PipelineSettings,
+        health: Arc<Counters>,
+    ) -> Result<Self, ModelError> {
+        let runner = model.stream(settings.hop_frames, settings.window_frames)?;
+        let explainer = Explainer::new(
+            model.linear().clone(),
+            settings.hop_ms(),
+            settings.smoothing_ms,
+        );
+        Ok(Self {
+            frontend: Frontend::new(),
+            core: Core {
+                runner,
+                explainer,
+                gate: Gate::new(settings.silence_dbfs),
+                receptive_field: model.receptive_field(),
+                settings,
+                model_id: model.id().to_string(),
+                health,
+                seq: 0,
+                frames: 0,
+                last_reading_frame: 0,
+                full_windows: 0,
+                hop_energy: 0.0,
+                hop_samples: 0,
+                meter: vec![0.0; METER_BANDS],
+                meter_frames: 0,
+                error: None,
+            },
+        })
+    }
+
+    pub fn settings(&self) -> &PipelineSettings {
+        &self.core.settings
+    }
+
+    /// The first message of a stream of these readings.
+    pub fn hello(&self, source: &str) -> Hello {
+        let s = &self.core.settings;
+        Hello {
+            daemon: env!("CARGO_PKG_VERSION").to_string(),
+            model_id: self.core.model_id.clone(),
+            source: source.to_string(),
+            hop_ms: s.hop_ms().round() as u32,
+            window_ms: s.window_ms().round() as u32,
+            smoothing_ms: s.smoothing_ms,
+            mid_level_means: MidLevel::from_array(self.core.explainer.linear().mid_means),
+        }
+    }
+
+    /// Feeds mono samples at 22050 Hz; `out` receives each reading as it is due.
+    pub fn push(&mut self, samples: &[f32], out: &mut dyn FnMut(Step)) -> Result<(), ModelError> {
+        let Self { frontend, core } = self;
+        frontend.push(samples, |column, energy| {
+            core.on_column(column, energy, out)
+        });
+        match core.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// End of input: a recording shorter than one window gets one reading
+    /// over all of it (as the reference's `windows()` does), if none was due.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Step)) -> Result<(), ModelError> {
+        let c = &mut self.core;
+        if c.full_windows == 0
+            && c.frames >= c.receptive_field as u64
+            && c.frames > c.last_reading_frame
+        {
+            c.emit(true, out)?;
+        }
+        Ok(())
+    }
+}
+
+impl Core {
+    fn on_column(&mut self, column: &[f32], energy: f64, out: &mut dyn FnMut(Step)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.frames += 1;
+        self.hop_energy += energy;
+        self.hop_samples += if self.frames == 1 {
+            frontend::FRAME_SIZE
+        } else {
+            frontend::HOP_SIZE
+        };
+        let per_group = column.len() as f64 / METER_BANDS as f64;
+        for (j, &v) in column.iter().enumerate() {
+            let g = ((j as f64 / per_group) as usize).min(METER_BANDS - 1);
+            self.meter[g] += f64::from(v) / per_group;
+        }
+        self.meter_frames += 1;
+        if let Err(e) = self.runner.push_column(column) {
+            self.error = Some(e);
+            return;
+        }
+        let (n, w, hop) = (
+            self.frames,
+            self.settings.window_frames as u64,
+            self.settings.hop_frames as u64,
+        );
+        let due = n >= self.receptive_field as u64 && (n + hop * (w / hop + 1) - w) % hop == 0;
+        if due {
+            let full = n >= w;
+            if let Err(e) = self.emit(full, out) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Builds the reading for the frames so far.
+    fn emit(&mut self, full_window: bool, out: &mut dyn FnMut(Step)) -> Result<(), ModelError> {
+        let started = Instant::now();
+        let mid = self.runner.mid_level()?;
+        let latency_ms = started.elapsed().as_secs_f32() * 1000.0;
+        let level_dbfs = gate::level_dbfs(self.hop_energy, self.hop_samples);
+        let music = self.gate.update(level_dbfs);
+        let publish = full_window || self.settings.partial_windows;
+        let state = match (publish, music) {
+            (false, _) => InputState::Warmup,
+            (true, true) => InputState::Music,
+            (true, false) => InputState::Silence,
+        };
+        let analysis = match state {
+            InputState::Music => Some(self.explainer.analyse(mid)),
+            _ => {
+                self.explainer.reset();
+                None
+            }
+        };
+        let frames = self.meter_frames.max(1) as f64;
+        let spectrum = self
+            .meter
+            .iter()
+            .map(|&v| ((v / frames) as f32 / METER_FULL_SCALE).clamp(0.0, 1.0))
+            .collect();
+        let end_sample =
+            frontend::FRAME_SIZE as u64 + frontend::HOP_SIZE as u64 * (self.frames - 1);
+        let reading = Reading {
+            seq: self.seq,
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            stream_ms: end_sample * 1000 / u64::from(frontend::SAMPLE_RATE_HZ),
+            model_id: self.model_id.clone(),
+            state,
+            level_dbfs,
+            spectrum,
+            analysis,
+            latency_ms,
+            health: self.health.snapshot(),
+        };
+        let model_emotions = self.explainer.linear().emotions(&mid);
+        self.seq += 1;
+        self.last_reading_frame = self.frames;
+        if full_window {
+            self.full_windows += 1;
+        }
+        self.hop_energy = 0.0;
+        self.hop_samples = 0;
+        self.meter.fill(0.0);
+        self.meter_frames = 0;
+        out(Step {
+            reading,
+            model_mid: mid,
+            model_emotions,
+            window_frames: (self.frames as usize).min(self.settings.window_frames),
+            full_window,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Precision;
+    use crate::model::{dir_source, Model};
+
+    fn model() -> Model {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v1");
+        Model::load(&dir_source(dir), Precision::F32).unwrap()
+    }
+
+    fn tone(seconds: f32, amp: f32) -> Vec<f32> {
+        (0..(seconds * 22050.0) as usize)
+            .map(|i| {
+                let t = i as f32 / 22050.0;
+                amp * ((2.0 * std::f32::consts::PI * 220.0 * t).sin()
+                    + 0.5 * (2.0 * std::f32::consts::PI * 330.0 * t).sin()
+                    + 0.3
+                        * (2.0 * std::f32::consts::PI * 3.0 * t).sin()
+                        * (2.0 * std::f32::consts::PI * 1760.0 * t).sin())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readings_follow_the_frame_schedule_and_explain_exactly() {
+        let m = model();
+        let settings = PipelineSettings::new(&m, 1000, None, 3000, -60.0).unwrap();
+        assert_eq!((settings.hop_frames, settings.window_frames), (31, 313));
+        let mut p = Pipeline::new(&m, settings, Arc::new(Counters::default())).unwrap();
+        let mut steps = Vec::new();
+        let audio = tone(14.0, 0.3);
+        for chunk in audio.chunks(1000) {
+            p.push(chunk, &mut |s| steps.push(s)).unwrap();
+        }
+        p.finish(&mut |s| steps.push(s)).unwrap();
+        let frames = frontend::n_frames(audio.len()) as u64;
+        // due at n = 65, 96, ..., 313, 344, ... <= frames
+        let expect: Vec<u64> = (1..=frames)
+            .filter(|n| *n >= 63 && (*n + 31 * 11 - 313) % 31 == 0)
+            .collect();
+        assert_eq!(steps.len(), expect.len());
+        assert_eq!(expect[0], 65);
+        for (i, s) in steps.iter().enumerate() {
+            let r = &s.reading;
+            assert_eq!(r.seq, i as u64);
+            assert_eq!(r.state, InputState::Music);
+            let a = r.analysis.as_ref().unwrap();
+            for (x, e) in a.explanation.to_array().iter().zip(a.emotions.to_array()) {
+                assert_eq!(x.total(), e, "bias + sum(effects) == emotion");
+            }
+            assert_eq!(r.spectrum.len(), METER_BANDS);
+            assert!(
+                r.level_dbfs > -20.0 && r.level_dbfs < 0.0,
+                "{}",
+                r.level_dbfs
+            );
+        }
+        assert_eq!(
+            steps.iter().filter(|s| s.full_window).count(),
+            expect.iter().filter(|n| **n >= 313).count()
+        );
+    }
+
+    #[test]
+    fn silence_is_flagged_without_emotions() {
+        let m = model();
+        let settings = PipelineSettings::new(&m, 1000, None, 0, -60.0).unwrap();
+        let mut p = Pipeline::new(&m, settings, Arc::new(Counters::default())).unwrap();
+        let mut steps = Vec::new();
+        let mut audio = tone(4.0, 0.3);
+        audio.extend(std::iter::repeat(0.0).take(22050 * 6));
+        audio.extend(tone(1.0, 0.00001)); // -100 dBFS hiss is still silence
+        p.push(&audio, &mut |s| steps.push(s)).unwrap();
+        let last = &steps.last().unwrap().reading;
+        assert_eq!(last.state, InputState::Silence);
+        assert!(last.analysis.is_none());
+        assert!(last.level_dbfs < -90.0);
+        assert_eq!(steps[0].reading.state, InputState::Music);
+    }
+
+    #[test]
+    fn without_partial_windows_early_readings_are_warmup() {
+        let m = model();
+        let mut settings = PipelineSettings::new(&m, 1000, None, 0, -60.0).unwrap();
+        settings.partial_windows = false;
+        let mut p = Pipeline::new(&m, settings, Arc::new(Counters::default())).unwrap();
+        let mut steps = Vec::new();
+        p.push(&tone(11.0, 0.3), &mut |s| steps.push(s)).unwrap();
+        assert!(steps[..steps.len() - 1]
+            .iter()
+            .all(|s| s.reading.state == InputState::Warmup && !s.full_window));
+        assert_eq!(steps.last().unwrap().reading.state, InputState::Music);
+        // a short recording gets one whole-recording reading at the end
+        let mut p = Pipeline::new(&m, p.settings().clone(), Arc::new(Counters::default())).unwrap();
+        let mut steps = Vec::new();
+        p.push(&tone(5.0, 0.3), &mut |s| steps.push(s)).unwrap();
+        p.finish(&mut |s| steps.push(s)).unwrap();
+        let last = steps.last().unwrap();
+        assert!(last.full_window);
+        assert_eq!(last.window_frames, frontend::n_frames(5 * 22050));
+    }
+}

@@ -1,0 +1,5 @@
+mod analyze;
+mod bad_input;
+mod run;
+mod server;
+mod util;

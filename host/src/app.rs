@@ -1,0 +1,552 @@
+//! Console state: the latest reading, history ring buffers, the selected
+//! emotion and view, and the connection to the daemon. No terminal code: the
+//! event loop feeds [`Action`]s and [`FeedEvent`]s in, `ui` draws from `&App`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use earshot_protocol::{Analysis, Emotions, Hello, InputState, Message, MidLevel, Reading};
+
+/// Readings kept per series: 15 minutes at the default 1 s hop.
+pub const HISTORY_LEN: usize = 900;
+/// Arrivals used to measure the hop rate.
+const ARRIVALS_KEPT: usize = 16;
+/// Warnings kept for the health view and for printing at exit.
+const WARNINGS_KEPT: usize = 20;
+/// Values count as stale after this many hop intervals without a reading.
+const STALE_HOPS: u32 = 3;
+/// Hop assumed before the daemon's hello says otherwise.
+const DEFAULT_HOP: Duration = Duration::from_secs(1);
+
+/// What a feed (the network stream or a replayed file) reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedEvent {
+    /// Trying to connect; `attempt` counts from 1 since the last good connection.
+    Connecting {
+        attempt: u32,
+    },
+    /// Connected (or the recording opened); messages follow.
+    Connected,
+    Message(Message),
+    /// The connection failed or closed.
+    Lost {
+        reason: String,
+    },
+    /// The stream speaks a protocol version this console does not read.
+    VersionMismatch(String),
+    /// A line that could not be decoded and was skipped; says where.
+    BadLine(String),
+    /// The recording has been played to its end.
+    Ended,
+}
+
+/// Sends `event` as whatever the receiver collects; false once it hung up.
+pub(crate) fn send<E: From<FeedEvent>>(tx: &std::sync::mpsc::Sender<E>, event: FeedEvent) -> bool {
+    tx.send(E::from(event)).is_ok()
+}
+
+/// State of the link to the daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting {
+        attempt: u32,
+    },
+    Live,
+    Lost {
+        since: Instant,
+        reason: String,
+    },
+    VersionMismatch(String),
+    /// Replay finished; the last values stay on screen.
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Explain,
+    Health,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Overview, View::Explain, View::Health];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Explain => "Explain",
+            View::Health => "Health",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Running,
+    Quit,
+}
+
+/// What a key asks for; the event loop maps keys to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    /// Close the help overlay if open, else quit.
+    Back,
+    Show(View),
+    NextView,
+    PrevView,
+    SelectNext,
+    SelectPrev,
+    ToggleHelp,
+}
+
+/// Direction of a series over the last readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trend {
+    Rising,
+    Steady,
+    Falling,
+    Unknown,
+}
+
+/// A fixed-size history; `None` marks a reading without a value (silence, warmup).
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    values: VecDeque<Option<f32>>,
+}
+
+impl History {
+    pub fn push(&mut self, value: Option<f32>) {
+        if self.values.len() == HISTORY_LEN {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Option<f32>> + ExactSizeIterator + '_ {
+        self.values.iter().copied()
+    }
+
+    /// Mean of the last 5 values against the 5 before them.
+    pub fn trend(&self) -> Trend {
+        const SPAN: usize = 5;
+        const THRESHOLD: f32 = 0.02;
+        let recent: Vec<f32> = self
+            .values
+            .iter()
+            .rev()
+            .take(2 * SPAN)
+            .flatten()
+            .copied()
+            .collect();
+        if recent.len() < 4 {
+            return Trend::Unknown;
+        }
+        let half = recent.len() / 2;
+        let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len() as f32;
+        let delta = mean(&recent[..half]) - mean(&recent[half..]);
+        if delta > THRESHOLD {
+            Trend::Rising
+        } else if delta < -THRESHOLD {
+            Trend::Falling
+        } else {
+            Trend::Steady
+        }
+    }
+}
+
+/// The whole console state.
+#[derive(Debug)]
+pub struct App {
+    /// Where readings come from, for people: `tcp 127.0.0.1:7878`, `replay x.ndjson`.
+    pub source: String,
+    /// Replay speed factor (1 for live); stale detection scales with it.
+    pub speed: f64,
+    pub connection: Connection,
+    pub mode: Mode,
+    pub view: View,
+    pub selected: usize,
+    pub show_help: bool,
+    /// The clock the display uses; set by every event and tick.
+    pub now: Instant,
+    pub started: Instant,
+    pub hello: Option<Hello>,
+    pub last: Option<Reading>,
+    pub last_at: Option<Instant>,
+    /// The latest reading that had an analysis (music), and its seq.
+    pub last_analysis: Option<(u64, Analysis)>,
+    pub emotions: [History; 8],
+    pub mid_level: [History; 7],
+    pub latency_ms: History,
+    pub level_dbfs: History,
+    pub spectra: VecDeque<Vec<f32>>,
+    arrivals: VecDeque<Instant>,
+    pub connected_since: Option<Instant>,
+    /// Successful connections so far.
+    pub connects: u32,
+    /// The current connection attempt, counted from 1 since the last success.
+    pub attempt: u32,
+    pub readings: u64,
+    /// Readings the daemon numbered but this console never saw.
+    pub missed: u64,
+    pub bad_lines: u64,
+    pub warnings: VecDeque<String>,
+}
+
+impl App {
+    pub fn new(source: impl Into<String>, now: Instant) -> Self {
+        App {
+            source: source.into(),
+            speed: 1.0,
+            connection: Connection::Connecting { attempt: 1 },
+            mode: Mode::Running,
+            view: View::Overview,
+            selected: 2, // tension: the emotion venue staff ask about most
+            show_help: false,
+            now,
+            started: now,
+            hello: None,
+            last: None,
+            last_at: None,
+            last_analysis: None,
+            emotions: Default::default(),
+            mid_level: Default::default(),
+            latency_ms: History::default(),
+            level_dbfs: History::default(),
+            spectra: VecDeque::new(),
+            arrivals: VecDeque::new(),
+            connected_since: None,
+            connects: 0,
+            attempt: 1,
+            readings: 0,
+            missed: 0,
+            bad_lines: 0,
+            warnings: VecDeque::new(),
+        }
+    }
+
+    pub fn on_action(&mut self, action: Action) {
+        let n = View::ALL.len();
+        match action {
+            Action::Quit => self.mode = Mode::Quit,
+            Action::Back if self.show_help => self.show_help = false,
+            Action::Back => self.mode = Mode::Quit,
+            Action::Show(view) => self.view = view,
+            Action::NextView => self.view = View::ALL[(self.view.index() + 1) % n],
+            Action::PrevView => self.view = View::ALL[(self.view.index() + n - 1) % n],
+            Action::SelectNext => self.selected = (self.selected + 1) % Emotions::<f32>::LEN,
+            Action::SelectPrev => {
+                self.selected = (self.selected + Emotions::<f32>::LEN - 1) % Emotions::<f32>::LEN
+            }
+            Action::ToggleHelp => self.show_help = !self.show_help,
+        }
+    }
+
+    pub fn on_feed(&mut self, event: FeedEvent, now: Instant) {
+        self.now = now;
+        match event {
+            FeedEvent::Connecting { attempt } => {
+                self.attempt = attempt;
+                // Keep showing why the last attempt failed until one succeeds.
+                if !matches!(
+                    self.connection,
+                    Connection::Lost { .. } | Connection::VersionMismatch(_)
+                ) {
+                    self.connection = Connection::Connecting { attempt };
+                }
+            }
+            FeedEvent::Connected => {
+                self.connection = Connection::Live;
+                self.connected_since = Some(now);
+                self.connects += 1;
+                self.arrivals.clear();
+            }
+            FeedEvent::Message(Message::Hello(hello)) => {
+                self.connection = Connection::Live;
+                self.hello = Some(hello);
+            }
+            FeedEvent::Message(Message::Reading(reading)) => {
+                self.connection = Connection::Live;
+                self.on_reading(*reading, now);
+            }
+            FeedEvent::Lost { reason } => {
+                let since = match &self.connection {
+                    Connection::Lost { since, .. } => *since,
+                    _ => now,
+                };
+                self.connection = Connection::Lost { since, reason };
+                self.connected_since = None;
+            }
+            FeedEvent::VersionMismatch(msg) => {
+                self.connection = Connection::VersionMismatch(msg);
+                self.connected_since = None;
+            }
+            FeedEvent::BadLine(msg) => {
+                self.bad_lines += 1;
+                self.warn(msg);
+            }
+            FeedEvent::Ended => self.connection = Connection::Ended,
+        }
+    }
+
+    fn warn(&mut self, msg: String) {
+        if self.warnings.len() == WARNINGS_KEPT {
+            self.warnings.pop_front();
+        }
+        self.warnings.push_back(msg);
+    }
+
+    fn on_reading(&mut self, reading: Reading, now: Instant) {
+        if let Some(prev) = &self.last {
+            // A smaller seq means the daemon restarted; only forward gaps are misses.
+            if reading.seq > prev.seq + 1 {
+                self.missed += reading.seq - prev.seq - 1;
+            }
+        }
+        let analysis = reading.analysis.as_ref();
+        let emotions = analysis.map(|a| a.emotions.to_array());
+        for (i, h) in self.emotions.iter_mut().enumerate() {
+            h.push(emotions.map(|e| e[i]));
+        }
+        let mid = analysis.map(|a| a.mid_level.to_array());
+        for (i, h) in self.mid_level.iter_mut().enumerate() {
+            h.push(mid.map(|m| m[i]));
+        }
+        self.latency_ms.push(analysis.map(|_| reading.latency_ms));
+        self.level_dbfs.push(Some(reading.level_dbfs));
+        if self.spectra.len() == HISTORY_LEN {
+            self.spectra.pop_front();
+        }
+        self.spectra.push_back(reading.spectrum.clone());
+        if self.arrivals.len() == ARRIVALS_KEPT {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(now);
+        if let Some(a) = analysis {
+            self.last_analysis = Some((reading.seq, a.clone()));
+        }
+        self.readings += 1;
+        self.last = Some(reading);
+        self.last_at = Some(now);
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// The hop the daemon promised, or 1 s before its hello; scaled by replay speed.
+    pub fn expected_hop(&self) -> Duration {
+        let hop = self
+            .hello
+            .as_ref()
+            .filter(|h| h.hop_ms > 0)
+            .map(|h| Duration::from_millis(u64::from(h.hop_ms)))
+            .unwrap_or(DEFAULT_HOP);
+        if self.speed > 0.0 && self.speed.is_finite() {
+            hop.div_f64(self.speed)
+        } else {
+            hop
+        }
+    }
+
+    /// Mean time between the last readings, as they arrived here.
+    pub fn measured_hop(&self) -> Option<Duration> {
+        let first = self.arrivals.front()?;
+        let last = self.arrivals.back()?;
+        let n = self.arrivals.len().checked_sub(1).filter(|n| *n > 0)?;
+        Some(last.duration_since(*first) / n as u32)
+    }
+
+    /// Time since the last reading arrived.
+    pub fn age(&self) -> Option<Duration> {
+        self.last_at.map(|t| self.now.saturating_duration_since(t))
+    }
+
+    /// Whether shown values are old: no live link, or no reading for 3 hops.
+    pub fn is_stale(&self) -> bool {
+        match self.connection {
+            Connection::Live => self
+                .age()
+                .is_some_and(|age| age > self.expected_hop() * STALE_HOPS),
+            _ => true,
+        }
+    }
+
+    /// When the display next changes without any event: the moment values go
+    /// stale, or in a second while counting how long something has lasted.
+    pub fn next_wakeup(&self) -> Duration {
+        const COUNTER_STEP: Duration = Duration::from_secs(1);
+        match (&self.connection, self.age()) {
+            (Connection::Live, Some(age)) if !self.is_stale() => {
+                (self.expected_hop() * STALE_HOPS).saturating_sub(age) + Duration::from_millis(10)
+            }
+            (Connection::Ended, _) => Duration::from_secs(3600),
+            _ => COUNTER_STEP,
+        }
+    }
+
+    pub fn selected_name(&self) -> &'static str {
+        Emotions::<f32>::NAMES[self.selected.min(Emotions::<f32>::LEN - 1)]
+    }
+
+    /// Current input state, if any reading has arrived.
+    pub fn state(&self) -> Option<InputState> {
+        self.last.as_ref().map(|r| r.state)
+    }
+
+    /// The model id: from the last reading, else from the hello.
+    pub fn model_id(&self) -> Option<&str> {
+        self.last
+            .as_ref()
+            .map(|r| r.model_id.as_str())
+            .or(self.hello.as_ref().map(|h| h.model_id.as_str()))
+    }
+
+    pub fn mid_level_means(&self) -> Option<MidLevel<f32>> {
+        self.hello.as_ref().map(|h| h.mid_level_means)
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.mode == Mode::Quit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+
+    fn live_app(readings: u64) -> (App, Instant) {
+        let t0 = Instant::now();
+        let mut app = App::new("tcp test", t0);
+        app.on_feed(FeedEvent::Connected, t0);
+        app.on_feed(FeedEvent::Message(demo::hello()), t0);
+        let mut t = t0;
+        for seq in 0..readings {
+            t = t0 + Duration::from_secs(seq);
+            app.on_feed(FeedEvent::Message(demo::reading_message(seq)), t);
+        }
+        (app, t)
+    }
+
+    #[test]
+    fn readings_fill_history_and_measure_hop() {
+        let (app, _) = live_app(10);
+        assert_eq!(app.emotions[0].len(), 10);
+        assert_eq!(app.readings, 10);
+        assert_eq!(app.measured_hop(), Some(Duration::from_secs(1)));
+        assert_eq!(app.missed, 0);
+        assert!(!app.is_stale());
+    }
+
+    #[test]
+    fn stale_after_three_hops_and_when_lost() {
+        let (mut app, t) = live_app(3);
+        app.tick(t + Duration::from_millis(2900));
+        assert!(!app.is_stale());
+        app.tick(t + Duration::from_millis(3100));
+        assert!(app.is_stale());
+        let (mut app, t) = live_app(3);
+        app.on_feed(
+            FeedEvent::Lost {
+                reason: "eof".into(),
+            },
+            t,
+        );
+        assert!(app.is_stale());
+        assert!(app.last.is_some(), "last values stay shown");
+    }
+
+    #[test]
+    fn seq_gaps_count_as_missed() {
+        let (mut app, t) = live_app(3);
+        app.on_feed(FeedEvent::Message(demo::reading_message(7)), t);
+        assert_eq!(app.missed, 4);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut h = History::default();
+        for i in 0..HISTORY_LEN + 10 {
+            h.push(Some(i as f32));
+        }
+        assert_eq!(h.len(), HISTORY_LEN);
+        assert_eq!(h.iter().next(), Some(Some(10.0)));
+    }
+
+    #[test]
+    fn trends() {
+        let mut h = History::default();
+        assert_eq!(h.trend(), Trend::Unknown);
+        for i in 0..10 {
+            h.push(Some(i as f32 * 0.05));
+        }
+        assert_eq!(h.trend(), Trend::Rising);
+        for _ in 0..10 {
+            h.push(Some(0.5));
+        }
+        assert_eq!(h.trend(), Trend::Steady);
+        for i in 0..10 {
+            h.push(Some(0.5 - i as f32 * 0.05));
+        }
+        assert_eq!(h.trend(), Trend::Falling);
+    }
+
+    #[test]
+    fn keys_change_view_and_selection() {
+        let mut app = App::new("x", Instant::now());
+        app.on_action(Action::PrevView);
+        assert_eq!(app.view, View::Health);
+        app.on_action(Action::NextView);
+        assert_eq!(app.view, View::Overview);
+        app.on_action(Action::Show(View::Explain));
+        assert_eq!(app.view, View::Explain);
+        app.selected = 7;
+        app.on_action(Action::SelectNext);
+        assert_eq!(app.selected, 0);
+        app.on_action(Action::SelectPrev);
+        assert_eq!(app.selected, 7);
+        app.on_action(Action::ToggleHelp);
+        app.on_action(Action::Back);
+        assert!(!app.show_help);
+        assert!(!app.should_quit());
+        app.on_action(Action::Back);
+        assert!(app.should_quit());
+    }
+
+    #[test]
+    fn lost_keeps_first_failure_time_across_retries() {
+        let t0 = Instant::now();
+        let mut app = App::new("x", t0);
+        app.on_feed(
+            FeedEvent::Lost {
+                reason: "refused".into(),
+            },
+            t0,
+        );
+        app.on_feed(
+            FeedEvent::Connecting { attempt: 2 },
+            t0 + Duration::from_secs(1),
+        );
+        app.on_feed(
+            FeedEvent::Lost {
+                reason: "refused".into(),
+            },
+            t0 + Duration::from_secs(2),
+        );
+        assert!(matches!(app.connection, Connection::Lost { since, .. } if since == t0));
+    }
+}

@@ -1,0 +1,139 @@
+"""Export for tract: ONNX f32, ONNX int8 (QOperator, convolutions only), metadata.json.
+
+int8 follows ../shared/docs/int8.md: tract runs real int8 kernels only for
+QOperator QLinearConv with per-tensor weights, so only Conv/Relu are quantised;
+pooling and both linear layers stay f32 (the 7 -> 8 layer is the explanation
+and must stay exactly linear and readable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as D
+from . import frontend
+from .model import count_macs, fold_batchnorm
+from .proxies import MID_LEVEL
+
+OPSET = 13
+
+
+class Exported(nn.Module):
+    """The graph the daemon runs: spectrogram -> (embedding, mid_level, emotions)."""
+
+    def __init__(self, edge: nn.Module):
+        super().__init__()
+        self.encoder = edge.encoder
+        self.mid = edge.mid
+        self.emo = edge.emo
+
+    def forward(self, spectrogram):
+        e = self.encoder(spectrogram).transpose(1, 2)
+        mid = self.mid(e.mean(dim=1))
+        return e, mid, self.emo(mid)
+
+
+def export_onnx(edge: nn.Module, path: Path, frames: int = 313) -> None:
+    model = fold_batchnorm(Exported(edge).eval())
+    dummy = torch.zeros(1, frames, frontend.N_BANDS)
+    torch.onnx.export(
+        model, (dummy,), str(path), opset_version=OPSET, dynamo=False,
+        input_names=["spectrogram"], output_names=["embedding", "mid_level", "emotions"],
+        dynamic_axes={"spectrogram": {1: "T"}, "embedding": {1: "P"}},
+    )
+    _inline_identities(path)
+
+
+def _inline_identities(path: Path) -> None:
+    """Replaces Identity-of-initializer nodes (the exporter's deduplication) by copies.
+
+    The quantiser needs each Conv's bias to be an initializer of its own.
+    """
+    import onnx
+
+    g = onnx.load(str(path))
+    inits = {i.name: i for i in g.graph.initializer}
+    keep = []
+    for node in g.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[node.input[0]])
+            copy.name = node.output[0]
+            g.graph.initializer.append(copy)
+        else:
+            keep.append(node)
+    del g.graph.node[:]
+    g.graph.node.extend(keep)
+    onnx.checker.check_model(g)
+    onnx.save(g, str(path))
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over windows of training clips."""
+
+    def __init__(self, windows: list[np.ndarray]):
+        self.it = iter([{"spectrogram": w[None].astype(np.float32)} for w in windows])
+
+    def get_next(self):
+        return next(self.it, None)
+
+    def rewind(self):  # pragma: no cover - required by some ORT versions
+        pass
+
+
+def quantize(f32_path: Path, int8_path: Path, calib: list[np.ndarray]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(f32_path), str(int8_path), _Calibration(calib),
+        quant_format=QuantFormat.QOperator, op_types_to_quantize=["Conv", "Relu"],
+        per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+
+
+def run_onnx(path: Path, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    e, mid, emo = sess.run(None, {"spectrogram": spec[None].astype(np.float32)})
+    return e[0], mid[0], emo[0]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def metadata(edge: nn.Module, model_id: str, out_dir: Path, mid_means: np.ndarray, extra: dict) -> dict:
+    enc = edge.encoder
+    return {
+        "model_id": model_id,
+        "architecture": "edge: dilated 1-D CNN over time (bands as channels), 7-unit linear bottleneck",
+        "mid_level_names": MID_LEVEL,
+        "emotion_names": D.EMOTIONS,
+        "scales": {
+            "emotions": "(rating - 1) / 8: 0..1 over the 1..9 Soundtracks rating scale",
+            "mid_level": "quantile of the DSP proxy target among the 360 Soundtracks clips, 0..1",
+        },
+        "input": {"name": "spectrogram", "shape": [1, "T", frontend.N_BANDS], "dtype": "float32",
+                  "window_frames": 313, "receptive_field_frames": enc.receptive_field},
+        "outputs": {"embedding": [1, "T - %d" % (enc.receptive_field - 1), enc.emb], "mid_level": [1, 7],
+                    "emotions": [1, 8]},
+        "frontend": frontend.params(),
+        "normalisation": {"mean": enc.norm.mean.tolist(), "std": enc.norm.std.tolist(),
+                          "where": "inside the model, after the input"},
+        "head": {"mid_weight": edge.mid.weight.detach().tolist(), "mid_bias": edge.mid.bias.detach().tolist()},
+        "linear": {"weight": edge.emo.weight.detach().tolist(), "bias": edge.emo.bias.detach().tolist()},
+        "mid_level_means": [float(v) for v in mid_means],
+        "macs_per_window": count_macs(edge, 313, frontend.N_BANDS),
+        "parameters": sum(p.numel() for p in edge.parameters()),
+        "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
+                  for name in ["model.onnx", "model.int8.onnx"]},
+        **extra,
+    }

@@ -1,0 +1,164 @@
+"""The networks: edge (shipped), direct (baseline without bottleneck), reference (paper's VGG).
+
+All take a log spectrogram [batch, frames, bands] straight from the front end;
+per-band normalisation is part of the network so the daemon cannot forget it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+N_MID = 7
+N_EMO = 8
+
+
+class BandNorm(nn.Module):
+    """(x - mean) / std per band, statistics from the training clips (fixed buffers)."""
+
+    def __init__(self, n_bands: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_bands))
+        self.register_buffer("std", torch.ones(n_bands))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class TimeEncoder(nn.Module):
+    """Dilated 1-D convolutions over time, frequency bands as channels, no time padding.
+
+    Without padding every output frame depends only on a fixed span of input
+    frames (the receptive field), so a stream can compute only the new frames'
+    embeddings and reuse the rest: exactly what the daemon does.
+    """
+
+    def __init__(self, n_bands: int, channels=(96, 96, 96, 128, 128), dilations=(1, 2, 4, 8, 16),
+                 emb: int = 128, dropout: float = 0.1):
+        super().__init__()
+        self.norm = BandNorm(n_bands)
+        layers, c_in = [], n_bands
+        for c, d in zip(channels, dilations):
+            layers += [nn.Conv1d(c_in, c, 3, dilation=d, bias=False), nn.BatchNorm1d(c), nn.ReLU(),
+                       nn.Dropout(dropout)]
+            c_in = c
+        layers += [nn.Conv1d(c_in, emb, 1, bias=False), nn.BatchNorm1d(emb), nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        self.receptive_field = 1 + 2 * sum(dilations)
+        self.emb = emb
+
+    def forward(self, spec):  # [B, T, bands] -> [B, emb, T - rf + 1]
+        return self.convs(self.norm(spec).transpose(1, 2))
+
+
+class Edge(nn.Module):
+    """Audio -> 7 mid-level -> 8 emotions; the last layer is exactly linear (the explanation)."""
+
+    bottleneck = True
+
+    def __init__(self, n_bands: int, dropout_head: float = 0.3, **enc):
+        super().__init__()
+        self.encoder = TimeEncoder(n_bands, **enc)
+        self.drop = nn.Dropout(dropout_head)
+        self.mid = nn.Linear(self.encoder.emb, N_MID)
+        self.emo = nn.Linear(N_MID, N_EMO)
+
+    def embed(self, spec):
+        return self.encoder(spec).transpose(1, 2)  # [B, T', emb]
+
+    def forward(self, spec):
+        e = self.embed(spec)
+        mid = self.mid(self.drop(e.mean(dim=1)))
+        return mid, self.emo(mid), e
+
+
+class Direct(nn.Module):
+    """Same encoder, emotions straight from the pooled embedding: what the explanation costs."""
+
+    bottleneck = False
+
+    def __init__(self, n_bands: int, dropout_head: float = 0.3, **enc):
+        super().__init__()
+        self.encoder = TimeEncoder(n_bands, **enc)
+        self.drop = nn.Dropout(dropout_head)
+        self.emo = nn.Linear(self.encoder.emb, N_EMO)
+
+    def forward(self, spec):
+        e = self.encoder(spec).transpose(1, 2)
+        return None, self.emo(self.drop(e.mean(dim=1))), e
+
+
+def _block(c_in, c_out, k=3, stride=1):
+    return [nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+class Reference(nn.Module):
+    """The paper's VGG-style network (Chowdhury et al. 2019), joint mid-level + emotions."""
+
+    bottleneck = True
+
+    def __init__(self, n_bands: int):
+        super().__init__()
+        self.norm = BandNorm(n_bands)
+        self.features = nn.Sequential(
+            *_block(1, 64, 5, 2), *_block(64, 64), nn.MaxPool2d(2), nn.Dropout(0.3),
+            *_block(64, 128), *_block(128, 128), nn.MaxPool2d(2), nn.Dropout(0.3),
+            *_block(128, 256), *_block(256, 256), *_block(256, 384), *_block(384, 512),
+            *_block(512, 256, 1),
+        )
+        self.mid = nn.Linear(256, N_MID)
+        self.emo = nn.Linear(N_MID, N_EMO)
+        self.receptive_field = 1  # padded 2-D convolutions: any length works
+
+    def forward(self, spec):
+        x = self.features(self.norm(spec).unsqueeze(1))
+        mid = self.mid(x.mean(dim=(2, 3)))
+        return mid, self.emo(mid), None
+
+
+ARCHS = {"edge": Edge, "direct": Direct, "reference": Reference}
+
+
+def count_macs(model: nn.Module, frames: int, n_bands: int) -> int:
+    """Multiply-accumulates of one forward pass on [1, frames, n_bands] (convs and linears)."""
+    total = 0
+
+    def conv_hook(m, _inp, out):
+        nonlocal total
+        k = int(torch.tensor(m.kernel_size).prod())
+        total += out.numel() * k * m.in_channels // m.groups
+
+    def lin_hook(m, _inp, out):
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(lin_hook))
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, frames, n_bands))
+    model.train(was)
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Folds every BatchNorm into the convolution before it (eval only); returns the model."""
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        mods = list(seq)
+        for i in range(len(mods) - 1):
+            conv, bn = mods[i], mods[i + 1]
+            if isinstance(conv, (nn.Conv1d, nn.Conv2d)) and isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+                conv.weight.data = conv.weight.data * scale.reshape(shape)
+                bias = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+                seq[i + 1] = nn.Identity()
+    return model

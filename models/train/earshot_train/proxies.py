@@ -1,0 +1,199 @@
+"""Mid-level proxy targets from established music DSP (essentia).
+
+No human mid-level ratings exist for our data, so each of the 7 mid-level
+outputs is trained toward a proxy built from essentia descriptors that the
+music-information-retrieval literature ties to the Aljanaki & Soleymani (2018)
+definition. `describe()` computes the raw descriptors of one clip;
+`proxy_table()` combines them into the 7 targets (z-scores averaged, then
+mapped to their quantile over the 360 clips, so every target is 0..1 and
+"0.8" reads "more than 80 % of the film-music clips").
+
+The choice per feature, and why, is documented in models/README.md.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+MID_LEVEL = [
+    "melodiousness",
+    "articulation",
+    "rhythm_stability",
+    "rhythm_complexity",
+    "dissonance",
+    "tonal_stability",
+    "minorness",
+]
+
+# proxy = mean of sign * zscore(descriptor [with the named descriptors regressed out])
+RECIPES = {
+    # melody confidence rises with loudness and note density alone; only the rest says "singable line"
+    "melodiousness": [(+1, "melody_confidence", ("loudness", "transientness"))],
+    "articulation": [(+1, "onset_rate"), (+1, "transientness")],
+    "rhythm_stability": [(+1, "danceability"), (+1, "beat_confidence"), (+1, "bpm_peak_weight")],
+    "rhythm_complexity": [(+1, "ioi_cv"), (-1, "bpm_peak_weight"), (+1, "onset_rate")],
+    "dissonance": [(+1, "dissonance")],
+    "tonal_stability": [(+1, "key_strength"), (-1, "hpcp_entropy")],
+    "minorness": [(+1, "minor_minus_major")],
+}
+
+# Krumhansl & Kessler (1982) key profiles, tonic first.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+DESCRIPTORS = [
+    "pitch_salience",
+    "melody_confidence",
+    "onset_rate",
+    "transientness",
+    "danceability",
+    "beat_confidence",
+    "bpm_peak_weight",
+    "ioi_cv",
+    "dissonance",
+    "key_strength",
+    "hpcp_entropy",
+    "minor_minus_major",
+    "loudness",
+    "bpm",
+]
+
+
+def _key_correlations(hpcp: np.ndarray) -> tuple[float, float]:
+    """Best correlation of a 12-bin chroma (A-based, as essentia) with any major / minor key."""
+    best_major = max(np.corrcoef(hpcp, np.roll(KK_MAJOR, k))[0, 1] for k in range(12))
+    best_minor = max(np.corrcoef(hpcp, np.roll(KK_MINOR, k))[0, 1] for k in range(12))
+    return float(best_major), float(best_minor)
+
+
+def describe(path: str | Path) -> dict[str, float]:
+    """Raw descriptors of one clip (mono 22050 Hz file)."""
+    import essentia
+    import essentia.standard as es
+
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    sr = 22050
+    audio = es.MonoLoader(filename=str(path), sampleRate=sr)()
+    audio44 = es.Resample(inputSampleRate=sr, outputSampleRate=44100)(audio)
+
+    window = es.Windowing(type="hann")
+    spectrum = es.Spectrum()
+    peaks = es.SpectralPeaks(orderBy="frequency", minFrequency=40, maxFrequency=5000,
+                             maxPeaks=60, sampleRate=sr, magnitudeThreshold=1e-5)
+    dissonance = es.Dissonance()
+    hpcp_alg = es.HPCP(size=12, sampleRate=sr, referenceFrequency=440, harmonics=4,
+                       weightType="cosine", nonLinear=False, normalized="unitMax")
+    salience = es.PitchSalience(sampleRate=sr)
+    flux = es.Flux()
+    rms = es.RMS()
+
+    diss, sal, hpcps, fluxes, rmss = [], [], [], [], []
+    for frame in es.FrameGenerator(audio, frameSize=2048, hopSize=1024, startFromZero=True):
+        spec = spectrum(window(frame))
+        level = rms(frame)
+        rmss.append(level)
+        fluxes.append(flux(spec))
+        if level < 1e-3:  # about -60 dBFS: silence says nothing about harmony
+            continue
+        freqs, mags = peaks(spec)
+        if len(freqs) > 1:
+            diss.append(dissonance(freqs, mags))
+            hpcps.append(hpcp_alg(freqs, mags))
+        sal.append(salience(spec))
+    rmss = np.array(rmss)
+    hpcp_mean = np.mean(hpcps, axis=0) if hpcps else np.ones(12)
+    p = hpcp_mean / max(hpcp_mean.sum(), 1e-12)
+    major, minor = _key_correlations(hpcp_mean)
+    _, _, key_strength = es.Key(profileType="edma")(hpcp_mean.astype(np.float32))[:3]
+
+    melodia = es.PredominantPitchMelodia(sampleRate=44100, hopSize=512, frameSize=2048)
+    pitch, confidence = melodia(es.EqualLoudness(sampleRate=44100)(audio44))
+    voiced = confidence[pitch > 0]
+
+    onsets, onset_rate = es.OnsetRate()(audio44)
+    iois = np.diff(onsets)
+    ioi_cv = float(iois.std() / iois.mean()) if len(iois) > 2 else 0.0
+
+    bpm, ticks, beat_conf, _, bpm_intervals = es.RhythmExtractor2013(method="multifeature")(audio44)
+    if len(bpm_intervals) > 2:
+        hist = es.BpmHistogramDescriptors()(bpm_intervals)
+        peak_weight = float(hist[1])
+    else:
+        peak_weight = 0.0
+    dance, _ = es.Danceability(sampleRate=44100)(audio44)
+
+    return {
+        "pitch_salience": float(np.mean(sal)) if sal else 0.0,
+        "melody_confidence": float(voiced.mean() * len(voiced) / max(len(confidence), 1)),
+        "onset_rate": float(onset_rate),
+        "transientness": float(np.mean(fluxes) / max(np.mean(rmss), 1e-6)),
+        "danceability": float(dance),
+        "beat_confidence": float(beat_conf),
+        "bpm_peak_weight": peak_weight,
+        "ioi_cv": ioi_cv,
+        "dissonance": float(np.mean(diss)) if diss else 0.0,
+        "key_strength": float(key_strength),
+        "hpcp_entropy": float(-(p * np.log2(np.maximum(p, 1e-12))).sum()),
+        "minor_minus_major": minor - major,
+        "loudness": float(20 * np.log10(max(np.sqrt(np.mean(rmss**2)), 1e-9))),
+        "bpm": float(bpm),
+    }
+
+
+def _describe_one(args):
+    clip_id, path = args
+    return clip_id, describe(path)
+
+
+def compute_descriptors(audio_paths: dict[int, Path], out_csv: Path, jobs: int = 2) -> None:
+    """Describes every clip (cached: clips already in out_csv are skipped)."""
+    done = read_table(out_csv) if out_csv.exists() else {}
+    todo = [(i, p) for i, p in sorted(audio_paths.items()) if i not in done]
+    if todo:
+        from multiprocessing import Pool
+
+        with Pool(jobs) as pool, open(out_csv, "a", newline="") as f:
+            w = csv.writer(f)
+            if not done:
+                w.writerow(["id", *DESCRIPTORS])
+            for k, (clip_id, desc) in enumerate(pool.imap_unordered(_describe_one, todo), 1):
+                w.writerow([clip_id, *(f"{desc[d]:.6g}" for d in DESCRIPTORS)])
+                f.flush()
+                if k % 20 == 0:
+                    print(f"  descriptors: {k}/{len(todo)}", flush=True)
+
+
+def read_table(path: Path) -> dict[int, dict[str, float]]:
+    with open(path, newline="") as f:
+        return {int(r["id"]): {k: float(v) for k, v in r.items() if k != "id"} for r in csv.DictReader(f)}
+
+
+def quantiles(x: np.ndarray) -> np.ndarray:
+    """Rank of each value among all, mapped to 0..1 (ties share their mean rank)."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    for v in np.unique(x):  # average ties so equal inputs get equal targets
+        m = x == v
+        ranks[m] = ranks[m].mean()
+    return ranks / (len(x) - 1)
+
+
+def proxy_table(descriptors: dict[int, dict[str, float]]) -> tuple[list[int], np.ndarray]:
+    """[n_clips, 7] proxy targets in MID_LEVEL order, each 0..1."""
+    ids = sorted(descriptors)
+    out = np.zeros((len(ids), len(MID_LEVEL)))
+    for j, name in enumerate(MID_LEVEL):
+        acc = np.zeros(len(ids))
+        for sign, d, *controls in RECIPES[name]:
+            x = np.array([descriptors[i][d] for i in ids])
+            if controls:
+                a = np.column_stack([np.ones(len(ids))] + [[descriptors[i][c] for i in ids] for c in controls[0]])
+                x = x - a @ np.linalg.lstsq(a, x, rcond=None)[0]
+            acc += sign * (x - x.mean()) / (x.std() + 1e-12)
+        out[:, j] = quantiles(acc / len(RECIPES[name]))
+    return ids, out

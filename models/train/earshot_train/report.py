@@ -1,0 +1,117 @@
+"""Sanity of the proxies and the metrics tables (numpy only: reads committed results)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import data as D
+from .proxies import MID_LEVEL, read_table
+
+PAPER = {
+    "A2E direct (paper, one split)": [.81, .79, .84, .82, .81, .66, .60, .75],
+    "A2Mid2E joint (paper, one split)": [.82, .78, .82, .76, .79, .65, .64, .72],
+    "essentia 518 descriptors + ridge (paper.md, 5x3)": [.79, .71, .72, .69, .60, .52, .53, .67],
+    "7 single proxies, linear (paper.md, 5x3)": [.66, .77, .71, .67, .70, .55, .56, .62],
+}
+
+# Expected sign of r(proxy, emotion) from the definitions and paper.md; 0 = no clear expectation.
+EXPECTED = {
+    "melodiousness": {"valence": +1, "tender": +1, "tension": -1, "anger": -1},
+    "articulation": {"energy": +1, "tender": -1},
+    "rhythm_stability": {"energy": +1, "happy": +1, "tension": -1, "fear": -1},
+    "rhythm_complexity": {"energy": +1, "tender": -1},
+    "dissonance": {"tension": +1, "anger": +1, "fear": +1, "valence": -1, "tender": -1},
+    "tonal_stability": {"valence": +1, "happy": +1, "tension": -1, "fear": -1},
+    "minorness": {"valence": -1, "happy": -1, "sad": +1},
+}
+
+
+def pearson(a, b):
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def ridge_cv(x: np.ndarray, y: np.ndarray, ids: list[int], folds, lam: float) -> np.ndarray:
+    """Per-emotion r of standardised ridge regression over the fixed folds (deterministic: 1 'seed')."""
+    pos = {i: k for k, i in enumerate(ids)}
+    preds = np.zeros_like(y)
+    for test in folds:
+        te = np.array([pos[i] for i in test])
+        tr = np.setdiff1d(np.arange(len(ids)), te)
+        mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-12
+        a = (x[tr] - mu) / sd
+        w = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (y[tr] - y[tr].mean(0)))
+        preds[te] = (x[te] - mu) / sd @ w + y[tr].mean(0)
+    return np.array([pearson(preds[[pos[i] for i in f]], y[[pos[i] for i in f]]) for f in folds])
+
+
+def sanity(data: Path) -> str:
+    ids, y = D.ratings(data)
+    prox = read_table(D.TRAIN_DIR / "proxies.csv")
+    desc = read_table(D.TRAIN_DIR / "descriptors.csv")
+    p = np.array([[prox[i][m] for m in MID_LEVEL] for i in ids])
+    lines = ["| proxy | " + " | ".join(D.EMOTIONS) + " | expected sign agrees |", "|---" * 10 + "|"]
+    for j, m in enumerate(MID_LEVEL):
+        r = [float(np.corrcoef(p[:, j], y[:, e])[0, 1]) for e in range(8)]
+        exp = EXPECTED[m]
+        agree = [np.sign(r[D.EMOTIONS.index(e)]) == s for e, s in exp.items()]
+        cells = []
+        for e, v in zip(D.EMOTIONS, r):
+            mark = "" if e not in exp else ("" if np.sign(v) == exp[e] else " (!)")
+            cells.append(f"{v:+.2f}{mark}")
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {sum(agree)}/{len(agree)} |")
+    folds = D.load_splits(ids)
+    base = ridge_cv(p, y, ids, folds, lam=1.0)
+    dnames = sorted(next(iter(desc.values())))
+    dx = np.array([[desc[i][d] for d in dnames] for i in ids])
+    base_d = ridge_cv(dx, y, ids, folds, lam=10.0)
+    lines += ["", "Linear baselines on our folds (ridge, per-fold r, mean +- sd over 5 folds):", "",
+              "| inputs | " + " | ".join(D.EMOTIONS) + " | avg |", "|---" * 10 + "|"]
+    for name, r in [("7 proxy targets (ridge 1)", base), (f"{len(dnames)} raw descriptors (ridge 10)", base_d)]:
+        lines.append(f"| {name} | " + " | ".join(f"{m:.2f}" for m in r.mean(0)) +
+                     f" | {r.mean(1).mean():.3f} +- {r.mean(1).std():.3f} |")
+    return "\n".join(lines)
+
+
+def load_results(arch: str) -> list[dict]:
+    d = D.TRAIN_DIR / "results" / arch
+    return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.exists() else []
+
+
+def cv_table(data: Path, archs=("edge", "direct", "reference")) -> str:
+    ids, y = D.ratings(data)
+    emo = dict(zip(ids, y))
+    prox = read_table(D.TRAIN_DIR / "proxies.csv")
+    rows = ["| model | runs | " + " | ".join(D.EMOTIONS) + " | avg | mid-level r vs proxies |", "|---" * 12 + "|"]
+    mid_rows = []
+    for arch in archs:
+        res = load_results(arch)
+        if not res:
+            continue
+        for variant, key in [("", "emotions"), (" int8 (ORT)", "emotions_int8")]:
+            rs = [pearson(np.array(r[key]), np.stack([emo[i] for i in r["ids"]])) for r in res if r.get(key)]
+            if not rs:
+                continue
+            rs = np.array(rs)
+            avg = rs.mean(1)
+            mids = [pearson(np.array(r["mid_level"]), np.array([[prox[i][m] for m in MID_LEVEL] for i in r["ids"]]))
+                    for r in res if r.get("mid_level")] if not variant else []
+            mid_txt = f"{np.mean(mids):.3f} +- {np.std([m.mean() for m in mids]):.3f}" if mids else ""
+            rows.append(f"| {arch}{variant} | {len(rs)} | " + " | ".join(
+                f"{m:.2f}+-{s:.2f}" for m, s in zip(rs.mean(0), rs.std(0))) +
+                f" | **{avg.mean():.3f} +- {avg.std():.3f}** | {mid_txt} |")
+            if mids:
+                mids = np.array(mids)
+                mid_rows.append(f"| {arch} | " + " | ".join(f"{m:.2f}" for m in mids.mean(0)) +
+                                f" | {mids.mean():.3f} |")
+    for name, r in PAPER.items():
+        rows.append(f"| {name} | | " + " | ".join(f"{v:.2f}" for v in r) + f" | {np.mean(r):.3f} | |")
+    out = "\n".join(rows)
+    if mid_rows:
+        out += ("\n\nMid-level outputs against their proxy targets on held-out clips (Pearson r, mean over runs):\n\n"
+                "| model | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 9 + "|\n" + "\n".join(mid_rows))
+    return out

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job on its embedded default: the daemon on the synthesised demo
+# signal, and the console showing it. Quit the console with q; the daemon stops too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+cargo build --release --quiet -p earshot-device -p earshot-host
+sock="${XDG_RUNTIME_DIR:-/tmp}/earshot-demo-$$.sock"
+./target/release/earshotd run --demo --socket "$sock" --log-file /tmp/earshotd-demo.log &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -f "$sock"' EXIT
+./target/release/earshot --socket "$sock"
