@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
-cargo build --release --quiet -p earshot-device -p earshot-host
+cargo build --quiet -p earshot-device -p earshot-host  # dev profile: dependencies are optimised (Cargo.toml)
 sock="${XDG_RUNTIME_DIR:-/tmp}/earshot-demo-$$.sock"
-./target/release/earshotd run --demo --socket "$sock" --log-file /tmp/earshotd-demo.log &
+./target/debug/earshotd run --demo --socket "$sock" --log-file /tmp/earshotd-demo.log &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -f "$sock"' EXIT
-./target/release/earshot --socket "$sock"
+./target/debug/earshot --socket "$sock"

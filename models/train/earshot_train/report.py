@@ -82,7 +82,7 @@ def load_results(arch: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.exists() else []
 
 
-def cv_table(data: Path, archs=("edge", "direct", "reference")) -> str:
+def cv_table(data: Path, archs=("edge", "edge-mid1", "direct", "reference")) -> str:
     ids, y = D.ratings(data)
     emo = dict(zip(ids, y))
     prox = read_table(D.TRAIN_DIR / "proxies.csv")
@@ -111,6 +111,16 @@ def cv_table(data: Path, archs=("edge", "direct", "reference")) -> str:
     for name, r in PAPER.items():
         rows.append(f"| {name} | | " + " | ".join(f"{v:.2f}" for v in r) + f" | {np.mean(r):.3f} | |")
     out = "\n".join(rows)
+    for arch in archs:
+        res = [r for r in load_results(arch) if r.get("emotions_int8")]
+        if res:
+            def avg_r(r, key):
+                return pearson(np.array(r[key]), np.stack([emo[i] for i in r["ids"]])).mean()
+
+            loss = np.array([avg_r(r, "emotions") - avg_r(r, "emotions_int8") for r in res])
+            onnx = np.array([abs(avg_r(r, "emotions") - avg_r(r, "emotions_onnx")) for r in res])
+            out += (f"\n\n{arch}: int8 (onnxruntime) loses {loss.mean():+.4f} +- {loss.std():.4f} avg r against f32 "
+                    f"(max {loss.max():+.4f} over {len(res)} runs); ONNX f32 vs PyTorch differ by at most {onnx.max():.1e} avg r")
     if mid_rows:
         out += ("\n\nMid-level outputs against their proxy targets on held-out clips (Pearson r, mean over runs):\n\n"
                 "| model | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 9 + "|\n" + "\n".join(mid_rows))

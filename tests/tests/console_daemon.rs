@@ -1,0 +1,56 @@
+//! The README's main job, as a person sees it: the daemon on the demo signal and
+//! the console in a real terminal (tmux, 80x24). Issue 5: live values change;
+//! killing the daemon shows "disconnected", restarting it brings the console back.
+
+mod util;
+
+use std::time::Duration;
+
+use util::{bin, free_port, Tmux};
+
+const EMOTIONS: [&str; 8] = ["valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender"];
+
+/// The gauge rows of the overview ("valence ███ 0.60 ↑ ..."), the part that moves.
+fn emotion_rows(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .filter(|l| EMOTIONS.iter().any(|e| l.contains(&format!(" {e} "))) && l.contains("0."))
+        .map(|l| l.chars().take(40).collect())
+        .collect()
+}
+
+#[test]
+fn console_shows_live_demo_and_survives_a_daemon_restart() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let log = std::env::temp_dir().join(format!("earshot-e2e-{port}.log"));
+    let log = log.to_string_lossy().into_owned();
+    let earshotd = bin("earshotd");
+    let daemon = [earshotd.as_str(), "run", "--demo", "--listen", &addr, "--socket", "", "--log-file", &log];
+    let tmux = Tmux::new("live", 80, 24);
+    tmux.run("daemon", &daemon);
+    tmux.run("console", &[&bin("earshot"), "--connect", &addr]);
+
+    let first = tmux.wait_for("console", "live emotion values", Duration::from_secs(60), |s| {
+        s.contains("live") && emotion_rows(s).len() == 8
+    });
+    let before = emotion_rows(&first);
+    let after = tmux.wait_for("console", "the values to move", Duration::from_secs(40), |s| {
+        let rows = emotion_rows(s);
+        rows.len() == 8 && rows != before
+    });
+    assert!(after.contains("model edge-v1"), "header names the model:\n{after}");
+
+    tmux.send("daemon", "C-c");
+    tmux.wait_for("daemon", "the daemon to exit", Duration::from_secs(10), |s| s.contains("EXITED"));
+    let lost = tmux.wait_for("console", "disconnected", Duration::from_secs(15), |s| s.contains("disconnected"));
+    assert_eq!(emotion_rows(&lost).len(), 8, "last values stay on screen, marked stale:\n{lost}");
+
+    tmux.kill_window("daemon");
+    tmux.run("daemon", &daemon);
+    tmux.wait_for("console", "recovery after restart", Duration::from_secs(60), |s| {
+        s.contains("live") && !s.contains("disconnected")
+    });
+    tmux.send("console", "q");
+    tmux.wait_for("console", "the console to quit cleanly", Duration::from_secs(10), |s| s.contains("EXITED 0"));
+}
