@@ -78,22 +78,24 @@ info = json.loads((out / "info.json").read_text())
 py = json.loads((out / "compare.json").read_text())
 hop, win = info["stream_input_frames"], info["window_frames"]
 print(f"\nearshotd benchmarks ({info['model_id']}), one thread, median latency in ms")
-print(f"{'engine':<26}{'hop: 1x'+str(hop)+'x149':>18}{'window: 1x'+str(win)+'x149':>22}")
+print(f"{'':<26}{'pulse 31 frames':>18}{'1x'+str(hop)+'x149':>16}{'1x'+str(win)+'x149':>16}")
 rows = [
-    ("tract f32", crit_ms("tract_f32_stream"), crit_ms("tract_f32_window")),
-    ("tract int8", crit_ms("tract_int8_stream"), crit_ms("tract_int8_window")),
-    ("onnxruntime f32", py["ort_f32_stream_ms"], py["ort_f32_window_ms"]),
-    ("onnxruntime int8", py["ort_int8_stream_ms"], py["ort_int8_window_ms"]),
-    ("pytorch f32 (eager)", py["torch_f32_stream_ms"], py["torch_f32_window_ms"]),
+    ("tract f32", crit_ms("tract_f32_stream"), crit_ms("tract_f32_93"), crit_ms("tract_f32_window")),
+    ("tract int8", crit_ms("tract_int8_stream"), crit_ms("tract_int8_93"), crit_ms("tract_int8_window")),
+    ("onnxruntime f32", None, py["ort_f32_stream_ms"], py["ort_f32_window_ms"]),
+    ("onnxruntime int8", None, py["ort_int8_stream_ms"], py["ort_int8_window_ms"]),
+    ("pytorch f32 (eager)", None, py["torch_f32_stream_ms"], py["torch_f32_window_ms"]),
 ]
-for name, a, b in rows:
-    print(f"{name:<26}{a:>18.3f}{b:>22.3f}")
-print("(tract hop = push 31 columns + network on 93 frames + head; onnxruntime/pytorch hop = the model on 93 frames)")
+for name, a, b, c in rows:
+    a = f"{a:.3f}" if a is not None else "-"
+    print(f"{name:<26}{a:>18}{b:>16.3f}{c:>16.3f}")
+print("(pulse: what earshotd runs per reading: 31 new frames through tract's pulsed network, + head;\n"
+      f" 1x{hop}x149: the newest 31 + 62 frames, the least a stateless runtime must run per reading)")
 print(f"front end, one hop (31 frames, 989.8 ms of audio): {crit_ms('frontend'):.3f} ms")
-print(f"\nmultiply-accumulates: {info['macs_per_hop']/1e6:.2f} M per hop (network on {hop} frames), "
-      f"{info['macs_per_window']/1e6:.2f} M per whole window of {win}: reuse saves "
-      f"{100 * (1 - info['macs_per_hop'] / info['macs_per_window']):.0f} % "
-      f"(x{info['macs_per_window'] / info['macs_per_hop']:.1f})")
+w, h, p = info["macs_per_window"], info["macs_per_hop"], info["macs_per_pulse"]
+print(f"\nmultiply-accumulates per reading: whole window ({win} frames) {w/1e6:.2f} M; "
+      f"newest {hop} frames {h/1e6:.2f} M (x{w/h:.1f} less); "
+      f"tract pulse of 31 frames {p/1e6:.2f} M (x{w/p:.1f} less, saves {100*(1-p/w):.0f} %)")
 print(f"matmul kernels f32:  {', '.join(sorted(set(info['kernels_f32'])))}")
 print(f"matmul kernels int8: {', '.join(sorted(set(info['kernels_int8'])))}")
 print("\nearshotd analyze (as fast as possible)")

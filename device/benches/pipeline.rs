@@ -1,6 +1,6 @@
 //! Per-hop costs of the daemon's stages, one thread: the front end for one
-//! hop of audio, the streaming network (hop + 62 frames, f32 and int8), and
-//! the whole-window network it replaces. `bench/run.sh` runs this beside
+//! hop of audio, the streaming network (tract pulse of 31 frames + head,
+//! f32 and int8), and the whole-window network it replaces. `bench/run.sh` runs this beside
 //! onnxruntime and PyTorch (`bench/compare.py`) and prints one table.
 //!
 //! With `EARSHOT_BENCH_INFO=path`, also writes multiply-accumulates per hop
@@ -45,6 +45,7 @@ fn write_info() {
         "hop_frames": HOP_FRAMES,
         "stream_input_frames": HOP_FRAMES + f32m.receptive_field() - 1,
         "window_frames": w,
+        "macs_per_pulse": f32m.macs_per_pulse(HOP_FRAMES).expect("macs"),
         "macs_per_hop": f32m.macs(HOP_FRAMES + f32m.receptive_field() - 1).expect("macs"),
         "macs_per_window": f32m.macs(w).expect("macs"),
         "metadata_macs_per_window": f32m.metadata().macs_per_window,
@@ -79,15 +80,21 @@ fn benches(c: &mut Criterion) {
             for c in &columns[..window] {
                 s.push_column(c).expect("push");
             }
-            s.mid_level().expect("run");
+            let _ = s.mid_level();
             let mut at = 0;
             b.iter(|| {
                 for _ in 0..HOP_FRAMES {
                     s.push_column(columns[at % columns.len()]).expect("push");
                     at += 1;
                 }
-                s.mid_level().expect("run")
+                s.mid_level()
             })
+        });
+        g.bench_function(format!("tract_{p}_93"), |b| {
+            let frames = HOP_FRAMES + m.receptive_field() - 1;
+            let mut r = m.window(frames).expect("runner");
+            let input = &spec[..frames * frontend::N_BANDS];
+            b.iter(|| r.run(input).expect("run"))
         });
         g.bench_function(format!("tract_{p}_window"), |b| {
             let mut r = m.window(window).expect("window runner");

@@ -231,8 +231,8 @@ pub fn analyze(
         return Err(Error::TooShort {
             path: path.to_path_buf(),
             seconds: samples as f64 / rate,
-            needed_s: (frontend::FRAME_SIZE
-                + frontend::HOP_SIZE * (model.receptive_field() - 1)) as f64
+            needed_s: (frontend::FRAME_SIZE + frontend::HOP_SIZE * (model.receptive_field() - 1))
+                as f64
                 / rate,
         });
     }

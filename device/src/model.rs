@@ -24,6 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tract_hir::infer::Factoid;
 use tract_onnx::prelude::*;
+use tract_pulse::internal::{PulsedModel, PulsedModelExt};
 
 use crate::config::Precision;
 use crate::explain::{Linear, N_EMO, N_MID};
@@ -400,68 +401,109 @@ impl Model {
 
     /// Multiply-accumulates of one run on `frames` frames (embedding only).
     pub fn macs(&self, frames: usize) -> Result<u64, ModelError> {
-        let graph = self.decluttered_graph(frames)?;
-        let mut total = 0u64;
-        for node in graph.nodes() {
-            let inputs = graph
-                .node_input_facts(node.id)
-                .map_err(onnx_err(&self.origin))?;
-            let costs = node.op.cost(&inputs).map_err(onnx_err(&self.origin))?;
-            for (cost, n) in costs {
-                if let tract_onnx::tract_core::ops::Cost::FMA(_) = cost {
-                    total += n.to_i64().unwrap_or(0).max(0) as u64;
-                }
-            }
-        }
-        Ok(total)
+        cost_fma(&self.decluttered_graph(frames)?, &self.origin)
     }
 
-    /// The streaming runner: `hop_frames` new positions per run, a window of
-    /// `window_frames`.
+    /// The network pulsed by tract over time: each run takes `hop_frames`
+    /// new frames and gives `hop_frames` embeddings, `receptive_field - 1`
+    /// frames late; the convolutions keep what they need of earlier frames
+    /// (tract's `Delay` ops), so nothing is computed twice.
+    fn pulsed_plan(
+        &self,
+        hop_frames: usize,
+    ) -> Result<(Arc<TypedRunnableModel>, usize), ModelError> {
+        let shape_err = |e: TractError| ModelError::Shape {
+            path: self.origin.clone(),
+            message: format!("cannot stream it over time in pulses of {hop_frames} frames: {e:#}"),
+        };
+        let graph = self.graph.clone();
+        let s = graph.sym("S");
+        let typed = graph
+            .with_input_fact(
+                0,
+                f32::fact([1.to_dim(), s.clone().into(), frontend::N_BANDS.to_dim()]).into(),
+            )
+            .and_then(|m| m.with_outputs_by_name(["embedding"]))
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .map_err(shape_err)?;
+        let pulsed = PulsedModel::new(&typed, s, &hop_frames.to_dim()).map_err(shape_err)?;
+        let fact = pulsed.output_fact(0).map_err(shape_err)?;
+        let delay = fact.stream.as_ref().map(|st| st.delay).unwrap_or(0);
+        if delay != self.receptive_field() - 1 {
+            return Err(ModelError::Mismatch {
+                path: self.origin.clone(),
+                message: format!(
+                    "its embedding lags the input by {delay} frames, metadata.json says the \
+                     receptive field is {} frames",
+                    self.receptive_field()
+                ),
+            });
+        }
+        let plan = pulsed
+            .into_typed()
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(shape_err)?;
+        Ok((plan, delay))
+    }
+
+    /// Multiply-accumulates of one pulse of `hop_frames` frames in the streaming runner.
+    pub fn macs_per_pulse(&self, hop_frames: usize) -> Result<u64, ModelError> {
+        let graph = self.graph.clone();
+        let s = graph.sym("S");
+        let typed = graph
+            .with_input_fact(
+                0,
+                f32::fact([1.to_dim(), s.clone().into(), frontend::N_BANDS.to_dim()]).into(),
+            )
+            .and_then(|m| m.with_outputs_by_name(["embedding"]))
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .and_then(|m| PulsedModel::new(&m, s, &hop_frames.to_dim()))
+            .and_then(|p| p.into_typed())
+            .map_err(onnx_err(&self.origin))?;
+        cost_fma(&typed, &self.origin)
+    }
+
+    /// The streaming runner: readings every `hop_frames` frames over a window
+    /// of `window_frames`.
     pub fn stream(
         &self,
         hop_frames: usize,
         window_frames: usize,
     ) -> Result<StreamRunner, ModelError> {
-        let context = self.receptive_field() - 1;
-        let input_frames = hop_frames + context;
-        let plan = self.plan(input_frames, &["embedding"])?;
+        let (plan, delay) = self.pulsed_plan(hop_frames)?;
         let state = plan
             .spawn()
             .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let fact = plan
-            .model()
-            .output_fact(0)
-            .map_err(onnx_err(&self.origin))?;
-        let want = [1, hop_frames, self.embedding_dim];
-        if fact.shape.as_concrete() != Some(&want[..]) {
-            return Err(ModelError::Shape {
-                path: self.origin.clone(),
-                message: format!(
-                    "output `embedding` is {:?} for {input_frames} input frames, expected {want:?} \
-                     (receptive field {} frames per metadata.json, {} embedding values per head)",
-                    fact.shape,
-                    self.receptive_field(),
-                    self.embedding_dim
-                ),
-            });
-        }
-        let positions = window_frames.saturating_sub(context).max(1);
-        Ok(StreamRunner {
+        let positions = window_frames.saturating_sub(delay).max(1);
+        // Zero frames in front make pulses end exactly where readings are due
+        // (frame counts = window mod hop); positions that see them are dropped.
+        let pad = (hop_frames - window_frames % hop_frames) % hop_frames;
+        let mut runner = StreamRunner {
             state,
             head: self.head.clone(),
             hop: hop_frames,
-            context,
+            delay,
+            pad,
             n_bands: frontend::N_BANDS,
             dim: self.embedding_dim,
-            history: VecDeque::with_capacity(input_frames + 1),
-            input: vec![0.0; input_frames * frontend::N_BANDS],
+            pending: vec![0.0; hop_frames * frontend::N_BANDS],
+            pending_frames: 0,
+            rows_out: 0,
             frames: 0,
-            positions_done: 0,
             ring: VecDeque::with_capacity(positions + 1),
             capacity: positions,
             free: Vec::new(),
-        })
+            run_time: std::time::Duration::ZERO,
+            flushed: false,
+        };
+        let zeros = vec![0.0; frontend::N_BANDS];
+        for _ in 0..pad {
+            runner.push_frame(&zeros)?;
+        }
+        Ok(runner)
     }
 
     /// The whole-window runner for `frames` frames.
@@ -504,6 +546,21 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// Sum of the multiply-accumulates tract's ops report for a typed graph.
+fn cost_fma(graph: &TypedModel, origin: &str) -> Result<u64, ModelError> {
+    let mut total = 0u64;
+    for node in graph.nodes() {
+        let inputs = graph.node_input_facts(node.id).map_err(onnx_err(origin))?;
+        let costs = node.op.cost(&inputs).map_err(onnx_err(origin))?;
+        for (cost, n) in costs {
+            if let tract_onnx::tract_core::ops::Cost::FMA(_) = cost {
+                total += n.to_i64().unwrap_or(0).max(0) as u64;
+            }
+        }
+    }
+    Ok(total)
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
@@ -692,31 +749,40 @@ impl WindowRunner {
     }
 }
 
-/// The network on a stream of spectrogram columns, reusing embeddings.
+/// The network on a stream of spectrogram columns (pulsed), keeping the
+/// embeddings of the window in a ring.
 #[derive(Debug)]
 pub struct StreamRunner {
     state: TypedSimpleState,
     head: Head,
-    /// New positions per run (the plan's input is `hop + context` frames).
+    /// Frames per pulse (= readings cadence).
     hop: usize,
-    /// Receptive field - 1 (62).
-    context: usize,
+    /// Output lag of the pulsed network, receptive field - 1 (62).
+    delay: usize,
+    /// Zero frames fed before the first real one.
+    pad: usize,
     n_bands: usize,
     dim: usize,
-    /// The newest `hop + context` columns.
-    history: VecDeque<Vec<f32>>,
-    input: Vec<f32>,
+    /// Frames of the pulse being filled, `[hop, bands]`.
+    pending: Vec<f32>,
+    pending_frames: usize,
+    /// Output rows produced so far (padded stream).
+    rows_out: u64,
+    /// Real frames pushed.
     frames: u64,
-    positions_done: u64,
     /// Embeddings of the window's positions, oldest first.
     ring: VecDeque<Vec<f32>>,
     capacity: usize,
-    /// Recycled rows, so the steady state does not allocate rows.
+    /// Recycled rows, so that the steady state allocates no rows.
     free: Vec<Vec<f32>>,
+    /// Network time since the last `take_run_time`.
+    run_time: std::time::Duration,
+    /// A partial pulse was flushed with zeros: the stream has ended.
+    flushed: bool,
 }
 
 impl StreamRunner {
-    /// New positions per network run.
+    /// Frames per network run.
     pub fn hop_frames(&self) -> usize {
         self.hop
     }
@@ -731,58 +797,41 @@ impl StreamRunner {
         self.ring.len()
     }
 
-    /// Frames pushed so far.
+    /// Real frames pushed so far.
     pub fn frames(&self) -> u64 {
         self.frames
     }
 
-    /// Positions whose receptive field has arrived but that are not computed yet.
-    pub fn pending(&self) -> usize {
-        (self.frames.saturating_sub(self.context as u64) - self.positions_done) as usize
+    /// Time spent in the network since the last call.
+    pub fn take_run_time(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.run_time)
     }
 
-    /// Adds one column; runs the network first if `hop` positions are pending,
-    /// so that history always covers the pending positions.
+    /// Adds one column; runs the network whenever a pulse is complete.
     pub fn push_column(&mut self, column: &[f32]) -> Result<(), ModelError> {
-        if self.pending() >= self.hop {
-            self.compute()?;
+        if self.flushed {
+            return Err(ModelError::Run("the stream was already flushed".into()));
         }
-        let mut row = if self.history.len() >= self.hop + self.context {
-            self.history.pop_front().unwrap_or_default()
-        } else {
-            Vec::with_capacity(self.n_bands)
-        };
-        row.clear();
-        row.extend_from_slice(column);
-        self.history.push_back(row);
         self.frames += 1;
+        self.push_frame(column)
+    }
+
+    fn push_frame(&mut self, column: &[f32]) -> Result<(), ModelError> {
+        let at = self.pending_frames * self.n_bands;
+        self.pending[at..at + self.n_bands].copy_from_slice(column);
+        self.pending_frames += 1;
+        if self.pending_frames == self.hop {
+            self.run_pulse(None)?;
+        }
         Ok(())
     }
 
-    /// Computes the embeddings of all pending positions (at most `hop`).
-    /// Returns how many were computed.
-    pub fn compute(&mut self) -> Result<usize, ModelError> {
-        let new = self.pending();
-        if new == 0 {
-            return Ok(0);
-        }
-        let total = self.hop + self.context;
-        let have = new + self.context;
-        // Positions whose receptive field reaches into the zero padding in
-        // front are computed and discarded: without time padding in the
-        // network, the last `new` positions depend only on real frames.
-        let pad = total - have;
-        self.input[..pad * self.n_bands].fill(0.0);
-        for (i, col) in self
-            .history
-            .iter()
-            .skip(self.history.len() - have)
-            .enumerate()
-        {
-            let at = (pad + i) * self.n_bands;
-            self.input[at..at + self.n_bands].copy_from_slice(col);
-        }
-        let tensor = Tensor::from_shape(&[1, total, self.n_bands], &self.input)
+    /// One network run on the pending pulse (zero-filled if partial); keeps
+    /// the rows of real positions below `limit` (all real ones if `None`).
+    fn run_pulse(&mut self, limit: Option<u64>) -> Result<(), ModelError> {
+        self.pending[self.pending_frames * self.n_bands..].fill(0.0);
+        let started = std::time::Instant::now();
+        let tensor = Tensor::from_shape(&[1, self.hop, self.n_bands], &self.pending)
             .map_err(|e| ModelError::Run(format!("{e:#}")))?;
         let out = self
             .state
@@ -794,19 +843,40 @@ impl StreamRunner {
         let emb = view
             .as_slice::<f32>()
             .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        for row in emb.chunks_exact(self.dim).skip(self.hop - new) {
-            let mut r = self.free.pop().unwrap_or_default();
-            r.clear();
-            r.extend_from_slice(row);
-            self.ring.push_back(r);
+        for (i, row) in emb.chunks_exact(self.dim).enumerate() {
+            // Output row r is the embedding of padded position r - delay.
+            let r = self.rows_out + i as u64;
+            let Some(position) = r.checked_sub((self.delay + self.pad) as u64) else {
+                continue;
+            };
+            if limit.is_some_and(|l| position >= l) {
+                continue;
+            }
+            let mut v = self.free.pop().unwrap_or_default();
+            v.clear();
+            v.extend_from_slice(row);
+            self.ring.push_back(v);
             if self.ring.len() > self.capacity {
                 if let Some(old) = self.ring.pop_front() {
                     self.free.push(old);
                 }
             }
         }
-        self.positions_done += new as u64;
-        Ok(new)
+        self.rows_out += self.hop as u64;
+        self.pending_frames = 0;
+        self.run_time += started.elapsed();
+        Ok(())
+    }
+
+    /// End of stream: runs the partial pulse, zero-filled, keeping only
+    /// positions whose frames all arrived. No frames may follow.
+    pub fn flush(&mut self) -> Result<(), ModelError> {
+        if self.pending_frames > 0 && !self.flushed {
+            let limit = self.frames.saturating_sub(self.delay as u64);
+            self.run_pulse(Some(limit))?;
+            self.flushed = true;
+        }
+        Ok(())
     }
 
     /// Mean embedding over the ring, float64.
@@ -822,10 +892,9 @@ impl StreamRunner {
         mean
     }
 
-    /// Computes what is pending and applies the head to the window's mean.
-    pub fn mid_level(&mut self) -> Result<[f32; N_MID], ModelError> {
-        self.compute()?;
-        Ok(self.head.apply(&self.embedding_mean()))
+    /// The head applied to the window's mean embedding.
+    pub fn mid_level(&self) -> [f32; N_MID] {
+        self.head.apply(&self.embedding_mean())
     }
 }
 
@@ -923,19 +992,46 @@ mod tests {
         let input = testdata_f32("model_input.f32");
         let frames = input.len() / frontend::N_BANDS;
         let full = model.window(frames).unwrap().run(&input).unwrap();
-        for hop in [31, 7] {
+        for hop in [31, 7, 1] {
             let mut s = model.stream(hop, frames).unwrap();
             for col in input.chunks_exact(frontend::N_BANDS) {
                 s.push_column(col).unwrap();
             }
-            let mid = s.mid_level().unwrap();
-            assert_eq!(s.positions(), frames - 62);
+            s.flush().unwrap();
+            let mid = s.mid_level();
+            assert_eq!(s.positions(), frames - 62, "hop {hop}");
             let d = max_abs(&mid, &full.mid_level);
             assert!(
                 d < 1e-4,
                 "hop {hop}: streaming differs from full window by {d}"
             );
         }
+        // a window that is not a whole number of hops, read at its end
+        let mut s = model.stream(31, 200).unwrap();
+        let part = &input[..(200 + 31 * 3) * frontend::N_BANDS];
+        for col in part.chunks_exact(frontend::N_BANDS) {
+            s.push_column(col).unwrap();
+        }
+        assert_eq!(s.positions(), 200 - 62);
+        let want = model
+            .window(200)
+            .unwrap()
+            .run(&part[31 * 3 * frontend::N_BANDS..])
+            .unwrap();
+        assert!(max_abs(&s.mid_level(), &want.mid_level) < 1e-4);
+    }
+
+    /// Reuse: a pulse costs a fraction of a whole window.
+    #[test]
+    fn pulse_costs_less_than_recomputing() {
+        let model = Model::load(&dir_source(model_dir()), Precision::F32).unwrap();
+        let pulse = model.macs_per_pulse(31).unwrap();
+        let hop_plus_context = model.macs(31 + 62).unwrap();
+        let window = model.macs(313).unwrap();
+        assert!(
+            pulse * 2 < hop_plus_context && hop_plus_context * 3 < window,
+            "{pulse} {hop_plus_context} {window}"
+        );
     }
 
     #[test]

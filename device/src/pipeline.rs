@@ -244,8 +244,13 @@ impl Core {
     /// Builds the reading for the frames so far.
     fn emit(&mut self, full_window: bool, out: &mut dyn FnMut(Step)) -> Result<(), ModelError> {
         let started = Instant::now();
-        let mid = self.runner.mid_level()?;
-        let latency_ms = started.elapsed().as_secs_f32() * 1000.0;
+        if full_window && (self.frames as usize) < self.settings.window_frames {
+            // the end of a recording shorter than a window
+            self.runner.flush()?;
+        }
+        let mid = self.runner.mid_level();
+        let latency = self.runner.take_run_time() + started.elapsed();
+        let latency_ms = latency.as_secs_f32() * 1000.0;
         let level_dbfs = gate::level_dbfs(self.hop_energy, self.hop_samples);
         let music = self.gate.update(level_dbfs);
         let publish = full_window || self.settings.partial_windows;

@@ -60,7 +60,10 @@ fn audio_file_too_short_for_the_model() {
     let wav = dir.path().join("short.wav");
     write_wav(&wav, 48000, 1.0);
     let out = run(earshotd().arg("analyze").arg(&wav), LIMIT);
-    assert_clean_failure(&out, &[&wav.display().to_string(), "too short", "at least 2.07 s"]);
+    assert_clean_failure(
+        &out,
+        &[&wav.display().to_string(), "too short", "at least 2.07 s"],
+    );
 }
 
 #[test]
