@@ -329,7 +329,10 @@ mod tests {
     #[test]
     fn wire_names_are_stable() {
         let line = encode(&Message::Reading(Box::new(sample_reading())));
-        assert!(line.starts_with(r#"{"v":1,"type":"reading","seq":7,"#), "{line}");
+        assert!(
+            line.starts_with(r#"{"v":1,"type":"reading","seq":7,"#),
+            "{line}"
+        );
         for name in MidLevel::<f32>::NAMES.iter().chain(&Emotions::<f32>::NAMES) {
             assert!(line.contains(&format!("\"{name}\":")), "{name} missing");
         }
@@ -347,7 +350,10 @@ mod tests {
         };
         let a = r.analysis.as_ref().expect("music reading has analysis");
         for (name, e) in a.emotions.iter() {
-            let field = Emotions::<f32>::NAMES.iter().position(|n| *n == name).unwrap();
+            let field = Emotions::<f32>::NAMES
+                .iter()
+                .position(|n| *n == name)
+                .unwrap();
             let total = a.explanation.to_array()[field].total();
             assert!((total - e).abs() < 1e-5, "{name}: {total} vs {e}");
         }

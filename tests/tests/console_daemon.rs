@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use util::{bin, free_port, Tmux};
 
-const EMOTIONS: [&str; 8] = ["valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender"];
+const EMOTIONS: [&str; 8] = [
+    "valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender",
+];
 
 /// The gauge rows of the overview ("valence ███ 0.60 ↑ ..."), the part that moves.
 fn emotion_rows(screen: &str) -> Vec<String> {
@@ -28,29 +30,64 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
     let sock = std::env::temp_dir().join(format!("earshot-e2e-{port}.sock"));
     let sock = sock.to_string_lossy().into_owned();
     let earshotd = bin("earshotd");
-    let daemon = [earshotd.as_str(), "run", "--demo", "--listen", &addr, "--socket", &sock, "--log-file", &log];
+    let daemon = [
+        earshotd.as_str(),
+        "run",
+        "--demo",
+        "--listen",
+        &addr,
+        "--socket",
+        &sock,
+        "--log-file",
+        &log,
+    ];
     let tmux = Tmux::new("live", 80, 24);
     tmux.run("daemon", &daemon);
     tmux.run("console", &[&bin("earshot"), "--connect", &addr]);
 
-    let first = tmux.wait_for("console", "live emotion values", Duration::from_secs(60), |s| {
-        s.contains("live") && emotion_rows(s).len() == 8
-    });
+    let first = tmux.wait_for(
+        "console",
+        "live emotion values",
+        Duration::from_secs(60),
+        |s| s.contains("live") && emotion_rows(s).len() == 8,
+    );
     let before = emotion_rows(&first);
-    let after = tmux.wait_for("console", "the values to move", Duration::from_secs(40), |s| {
-        let rows = emotion_rows(s);
-        rows.len() == 8 && rows != before
-    });
-    assert!(after.contains("model edge-v1"), "header names the model:\n{after}");
+    let after = tmux.wait_for(
+        "console",
+        "the values to move",
+        Duration::from_secs(40),
+        |s| {
+            let rows = emotion_rows(s);
+            rows.len() == 8 && rows != before
+        },
+    );
+    assert!(
+        after.contains("model edge-v1"),
+        "header names the model:\n{after}"
+    );
 
     tmux.kill_window("daemon"); // the terminal goes away: SIGHUP, as when an SSH session drops
-    let lost = tmux.wait_for("console", "disconnected", Duration::from_secs(15), |s| s.contains("disconnected"));
-    assert_eq!(emotion_rows(&lost).len(), 8, "last values stay on screen, marked stale:\n{lost}");
+    let lost = tmux.wait_for("console", "disconnected", Duration::from_secs(15), |s| {
+        s.contains("disconnected")
+    });
+    assert_eq!(
+        emotion_rows(&lost).len(),
+        8,
+        "last values stay on screen, marked stale:\n{lost}"
+    );
 
     tmux.run("daemon", &daemon);
-    tmux.wait_for("console", "recovery after restart", Duration::from_secs(60), |s| {
-        s.contains("live") && !s.contains("disconnected")
-    });
+    tmux.wait_for(
+        "console",
+        "recovery after restart",
+        Duration::from_secs(60),
+        |s| s.contains("live") && !s.contains("disconnected"),
+    );
     tmux.send("console", "q");
-    tmux.wait_for("console", "the console to quit cleanly", Duration::from_secs(10), |s| s.contains("EXITED 0"));
+    tmux.wait_for(
+        "console",
+        "the console to quit cleanly",
+        Duration::from_secs(10),
+        |s| s.contains("EXITED 0"),
+    );
 }

@@ -43,13 +43,29 @@ pub struct Tmux {
 
 impl Tmux {
     pub fn new(name: &str, width: u16, height: u16) -> Tmux {
-        let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
         assert!(ok, "tmux is needed for the terminal tests and was not found; install it with `apt-get install tmux`");
-        let t = Tmux { socket: format!("earshot-e2e-{name}-{}", std::process::id()) };
+        let t = Tmux {
+            socket: format!("earshot-e2e-{name}-{}", std::process::id()),
+        };
         let (w, h) = (width.to_string(), height.to_string());
         let status = t
             .cmd()
-            .args(["new-session", "-d", "-x", &w, "-y", &h, "-s", "e2e", "-n", "shell"])
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                &w,
+                "-y",
+                &h,
+                "-s",
+                "e2e",
+                "-n",
+                "shell",
+            ])
             .status()
             .expect("running tmux new-session");
         assert!(status.success(), "tmux new-session failed");
@@ -58,24 +74,41 @@ impl Tmux {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
-        c.args(["-f", "/dev/null", "-L", &self.socket]).env_remove("TMUX");
+        c.args(["-f", "/dev/null", "-L", &self.socket])
+            .env_remove("TMUX");
         c
     }
 
     /// Opens a window named `window` running `args` (kept open after exit).
     pub fn run(&self, window: &str, args: &[&str]) {
-        let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
         let script = format!("{}; echo EXITED $?; sleep 600", quoted.join(" "));
         let status = self
             .cmd()
-            .args(["new-window", "-d", "-t", "e2e", "-n", window, "sh", "-c", &script])
+            .args([
+                "new-window",
+                "-d",
+                "-t",
+                "e2e",
+                "-n",
+                window,
+                "sh",
+                "-c",
+                &script,
+            ])
             .status()
             .expect("running tmux new-window");
         assert!(status.success());
     }
 
     pub fn kill_window(&self, window: &str) {
-        let _ = self.cmd().args(["kill-window", "-t", &format!("e2e:{window}")]).status();
+        let _ = self
+            .cmd()
+            .args(["kill-window", "-t", &format!("e2e:{window}")])
+            .status();
     }
 
     pub fn send(&self, window: &str, key: &str) {
@@ -97,7 +130,13 @@ impl Tmux {
     }
 
     /// Polls a window until `pred` holds; panics with the screen after `timeout`.
-    pub fn wait_for(&self, window: &str, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for(
+        &self,
+        window: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         loop {
             let screen = self.capture(window);
