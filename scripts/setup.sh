@@ -12,4 +12,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust stable with rustup (https://rustup.rs)"; exit 1; }
-python3 -m pip install -q -r models/train/requirements-ci.txt
+python3 -m pip install -q --root-user-action=ignore -r models/train/requirements-ci.txt
