@@ -404,6 +404,21 @@ impl Model {
         cost_fma(&self.decluttered_graph(frames)?, &self.origin)
     }
 
+    /// The embedding part of the network, time axis symbolic, pulsed by `hop_frames`.
+    fn pulsed_graph(&self, hop_frames: usize) -> TractResult<PulsedModel> {
+        let graph = self.graph.clone();
+        let s = graph.sym("S");
+        let typed = graph
+            .with_input_fact(
+                0,
+                f32::fact([1.to_dim(), s.clone().into(), frontend::N_BANDS.to_dim()]).into(),
+            )
+            .and_then(|m| m.with_outputs_by_name(["embedding"]))
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())?;
+        PulsedModel::new(&typed, s, &hop_frames.to_dim())
+    }
+
     /// The network pulsed by tract over time: each run takes `hop_frames`
     /// new frames and gives `hop_frames` embeddings, `receptive_field - 1`
     /// frames late; the convolutions keep what they need of earlier frames
@@ -416,18 +431,7 @@ impl Model {
             path: self.origin.clone(),
             message: format!("cannot stream it over time in pulses of {hop_frames} frames: {e:#}"),
         };
-        let graph = self.graph.clone();
-        let s = graph.sym("S");
-        let typed = graph
-            .with_input_fact(
-                0,
-                f32::fact([1.to_dim(), s.clone().into(), frontend::N_BANDS.to_dim()]).into(),
-            )
-            .and_then(|m| m.with_outputs_by_name(["embedding"]))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .map_err(shape_err)?;
-        let pulsed = PulsedModel::new(&typed, s, &hop_frames.to_dim()).map_err(shape_err)?;
+        let pulsed = self.pulsed_graph(hop_frames).map_err(shape_err)?;
         let fact = pulsed.output_fact(0).map_err(shape_err)?;
         let delay = fact.stream.as_ref().map(|st| st.delay).unwrap_or(0);
         if delay != self.receptive_field() - 1 {
@@ -450,17 +454,8 @@ impl Model {
 
     /// Multiply-accumulates of one pulse of `hop_frames` frames in the streaming runner.
     pub fn macs_per_pulse(&self, hop_frames: usize) -> Result<u64, ModelError> {
-        let graph = self.graph.clone();
-        let s = graph.sym("S");
-        let typed = graph
-            .with_input_fact(
-                0,
-                f32::fact([1.to_dim(), s.clone().into(), frontend::N_BANDS.to_dim()]).into(),
-            )
-            .and_then(|m| m.with_outputs_by_name(["embedding"]))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .and_then(|m| PulsedModel::new(&m, s, &hop_frames.to_dim()))
+        let typed = self
+            .pulsed_graph(hop_frames)
             .and_then(|p| p.into_typed())
             .map_err(onnx_err(&self.origin))?;
         cost_fma(&typed, &self.origin)
