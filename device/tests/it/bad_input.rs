@@ -123,12 +123,7 @@ fn model_corrupt() {
     let onnx = dir.path().join("model.onnx");
     std::fs::write(&onnx, b"this is not a protobuf, just text").unwrap();
     // the manifest's checksum catches it first
-    let out = run(
-        earshotd()
-            .args(["--demo", "--stdout", "--no-server", "--model"])
-            .arg(dir.path()),
-        LIMIT,
-    );
+    let out = run_demo_with_model(dir.path());
     assert_clean_failure(
         &out,
         &[&onnx.display().to_string(), "sha256", "different exports"],
@@ -138,12 +133,7 @@ fn model_corrupt() {
     edit_metadata(dir.path(), |m| {
         m["files"]["model.onnx"]["sha256"] = sum.into()
     });
-    let out = run(
-        earshotd()
-            .args(["--demo", "--stdout", "--no-server", "--model"])
-            .arg(dir.path()),
-        LIMIT,
-    );
+    let out = run_demo_with_model(dir.path());
     assert_clean_failure(
         &out,
         &[&onnx.display().to_string(), "not a usable ONNX model"],
@@ -160,12 +150,7 @@ fn model_of_the_wrong_shape() {
     edit_metadata(dir.path(), |m| {
         m["files"]["model.onnx"]["sha256"] = sum.into()
     });
-    let out = run(
-        earshotd()
-            .args(["--demo", "--stdout", "--no-server", "--model"])
-            .arg(dir.path()),
-        LIMIT,
-    );
+    let out = run_demo_with_model(dir.path());
     assert_clean_failure(
         &out,
         &[
@@ -183,12 +168,7 @@ fn metadata_that_does_not_match_the_model() {
         let b = m["head"]["mid_bias"][0].as_f64().unwrap();
         m["head"]["mid_bias"][0] = (b + 0.25).into();
     });
-    let out = run(
-        earshotd()
-            .args(["--demo", "--stdout", "--no-server", "--model"])
-            .arg(dir.path()),
-        LIMIT,
-    );
+    let out = run_demo_with_model(dir.path());
     assert_clean_failure(
         &out,
         &[
@@ -199,12 +179,7 @@ fn metadata_that_does_not_match_the_model() {
 
     copy_model(dir.path());
     edit_metadata(dir.path(), |m| m["frontend"]["n_bands"] = 128.into());
-    let out = run(
-        earshotd()
-            .args(["--demo", "--stdout", "--no-server", "--model"])
-            .arg(dir.path()),
-        LIMIT,
-    );
+    let out = run_demo_with_model(dir.path());
     assert_clean_failure(
         &out,
         &[
@@ -215,12 +190,7 @@ fn metadata_that_does_not_match_the_model() {
 
     copy_model(dir.path());
     std::fs::write(dir.path().join("metadata.json"), b"{\"model_id\": 3").unwrap();
-    let out = run(
-        earshotd()
-            .args(["--demo", "--stdout", "--no-server", "--model"])
-            .arg(dir.path()),
-        LIMIT,
-    );
+    let out = run_demo_with_model(dir.path());
     assert_clean_failure(&out, &["model metadata", "metadata.json"]);
 }
 
@@ -249,4 +219,14 @@ fn config_errors_name_file_line_and_field() {
         LIMIT,
     );
     assert_clean_failure(&out, &["reading config /nonexistent/earshot.toml"]);
+}
+
+/// The demo through the model in `dir`, to stdout only: a model error surfaces at load.
+fn run_demo_with_model(dir: &std::path::Path) -> std::process::Output {
+    run(
+        earshotd()
+            .args(["--demo", "--stdout", "--no-server", "--model"])
+            .arg(dir),
+        LIMIT,
+    )
 }
