@@ -44,7 +44,7 @@ pub const GOLDEN_TOLERANCE_MEAN_ABS: f32 = 1e-3;
 /// on the golden signal, a worst case: its top bands are ~100 dB below the
 /// frame peak, 4 standard deviations below the training data, where the float32
 /// rounding noise is largest relative to the value (measured 2.8e-3 with the
-/// trained edge-v1; on Soundtracks clips the whole pipeline agrees with Python
+/// trained edge-v2; on Soundtracks clips the whole pipeline agrees with Python
 /// within 6e-5, see `tests/it/analyze.rs`).
 pub const MODEL_TOLERANCE_ABS: f32 = 1e-2;
 
@@ -316,7 +316,7 @@ mod tests {
         let want = testdata("frontend_spec.f32");
         let got = spectrogram(&pcm);
         let frames = want.len() / N_BANDS;
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v1");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v2");
         let model = Model::load(&dir_source(dir), Precision::F32).unwrap();
         let mut runner = model.window(frames).unwrap();
         let a = runner.run(&got).unwrap().mid_level;

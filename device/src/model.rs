@@ -46,7 +46,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error(
-        "this earshotd was built without models/edge-v1, so it has no built-in model; \
+        "this earshotd was built without models/edge-v2, so it has no built-in model; \
          pass --model DIR (a directory with metadata.json, model.onnx, model.int8.onnx)"
     )]
     NotBuiltIn,
@@ -134,7 +134,7 @@ pub struct FileMeta {
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// `models/edge-v1`, compiled into the binary.
+    /// `models/edge-v2`, compiled into the binary.
     BuiltIn,
     Dir(PathBuf),
 }
@@ -143,15 +143,15 @@ pub enum ModelSource {
 mod embedded {
     pub const METADATA: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v1/metadata.json"
+        "/../models/edge-v2/metadata.json"
     ));
     pub const F32: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v1/model.onnx"
+        "/../models/edge-v2/model.onnx"
     ));
     pub const INT8: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v1/model.int8.onnx"
+        "/../models/edge-v2/model.int8.onnx"
     ));
 }
 
@@ -903,7 +903,7 @@ mod tests {
     use super::*;
 
     fn model_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v1")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v2")
     }
 
     fn testdata_f32(name: &str) -> Vec<f32> {

@@ -20,6 +20,10 @@ def cmd_descriptors(args) -> None:
         for i, row in zip(ids, targets):
             f.write(f"{i}," + ",".join(f"{v:.6f}" for v in row) + "\n")
     print(f"wrote {out} and proxies.csv ({len(ids)} clips)")
+    # the same descriptors on every 5 s window: per-window targets (train.load_window_targets)
+    windows = D.TRAIN_DIR / "window_descriptors.csv"
+    proxies.compute_window_descriptors(D.audio_paths(args.data), windows, jobs=args.jobs)
+    print(f"wrote {windows}")
 
 
 def cmd_cache(args) -> None:
@@ -27,7 +31,7 @@ def cmd_cache(args) -> None:
     print(f"{len(specs)} spectrograms cached in {D.CACHE_DIR}")
 
 
-MODEL_ID = "edge-v1"
+MODEL_ID = "edge-v2"
 
 
 def cmd_export(args) -> None:
@@ -47,7 +51,7 @@ def cmd_export(args) -> None:
     if args.epochs is not None:
         cfg.epochs = args.epochs
     mean, std = T.band_stats(specs, ids)
-    model = T.fit(cfg, T.Dataset(specs, ids, emo, mid), specs[ids[0]].shape[1], mean, std, seed=0)
+    model = T.fit(cfg, T.dataset(cfg, specs, ids, emo, mid), specs[ids[0]].shape[1], mean, std, seed=0)
     out = D.MODELS_DIR / MODEL_ID
     out.mkdir(exist_ok=True)
     X.export_onnx(model, out / "model.onnx")
@@ -96,7 +100,7 @@ def cmd_golden(args) -> None:
 def cmd_sanity(args) -> None:
     from . import report
 
-    text = report.sanity(args.data)
+    text = report.sanity(args.data) + "\n\n" + report.spectrogram_baseline(args.data)
     (D.TRAIN_DIR / "results").mkdir(exist_ok=True)
     (D.TRAIN_DIR / "results" / "sanity.md").write_text(text + "\n")
     print(text)
@@ -109,10 +113,18 @@ def cmd_cv(args) -> None:
     train.run_cv(args.data, args.models.split(","), args.seeds, worker, workers)
 
 
+# variants tried on one seed; their configs are in train.CONFIGS
+SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge"]
+
+
 def cmd_report(args) -> None:
     from . import report
 
     text = report.cv_table(args.data)
+    text += "\n\nSeeds of one fold averaged (an ensemble; the shipped model is one network):\n\n"
+    text += report.seed_ensembles(args.data, ["edge", "edge-x3", "edge-x1", "edge-mid1", "direct"])
+    text += "\n\nVariants against edge-x1 (edge-v1) on the same folds and seeds (difference: mean +- standard error):\n\n"
+    text += report.screening_table(args.data, "edge-x1", SCREENED)
     (D.TRAIN_DIR / "results" / "cv.md").write_text(text + "\n")
     print(text)
 

@@ -114,7 +114,8 @@ def metadata(edge: nn.Module, model_id: str, out_dir: Path, mid_means: np.ndarra
     enc = edge.encoder
     return {
         "model_id": model_id,
-        "architecture": "edge: dilated 1-D CNN over time (bands as channels), 7-unit linear bottleneck",
+        "architecture": (f"edge: {getattr(edge, 'members', 1)} dilated 1-D CNNs over time (bands as channels) side by "
+                         "side, embeddings concatenated, 7-unit linear bottleneck"),
         "mid_level_names": MID_LEVEL,
         "emotion_names": D.EMOTIONS,
         "scales": {
@@ -132,7 +133,7 @@ def metadata(edge: nn.Module, model_id: str, out_dir: Path, mid_means: np.ndarra
         "linear": {"weight": edge.emo.weight.detach().tolist(), "bias": edge.emo.bias.detach().tolist()},
         "mid_level_means": [float(v) for v in mid_means],
         "macs_per_window": count_macs(edge, 313, frontend.N_BANDS),
-        "parameters": sum(p.numel() for p in edge.parameters()),
+        "parameters": sum(p.numel() for m in (edge.encoder, edge.mid, edge.emo) for p in m.parameters()),
         "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
                   for name in ["model.onnx", "model.int8.onnx"]},
         **extra,

@@ -51,14 +51,37 @@ class TimeEncoder(nn.Module):
         return self.convs(self.norm(spec).transpose(1, 2))
 
 
+class Members(nn.Module):
+    """Several TimeEncoders side by side on one spectrogram, embeddings concatenated.
+
+    Each member is trained with its own loss (`Edge.member_outputs`), so their
+    errors average out like an ensemble's; the concatenation makes the whole
+    ensemble one network with one embedding, which the daemon streams as any other.
+    """
+
+    def __init__(self, n_bands: int, members: int, **enc):
+        super().__init__()
+        self.members = nn.ModuleList(TimeEncoder(n_bands, **enc) for _ in range(members))
+        self.norm = BandNorm(n_bands)  # shared: normalised once
+        for m in self.members:
+            m.norm = nn.Identity()
+        self.receptive_field = self.members[0].receptive_field
+        self.emb = members * self.members[0].emb
+
+    def forward(self, spec):  # [B, T, bands] -> [B, members * emb, T - rf + 1]
+        x = self.norm(spec)
+        return torch.cat([m(x) for m in self.members], dim=1)
+
+
 class Edge(nn.Module):
     """Audio -> 7 mid-level -> 8 emotions; the last layer is exactly linear (the explanation)."""
 
     bottleneck = True
 
-    def __init__(self, n_bands: int, dropout_head: float = 0.3, **enc):
+    def __init__(self, n_bands: int, dropout_head: float = 0.3, members: int = 1, **enc):
         super().__init__()
-        self.encoder = TimeEncoder(n_bands, **enc)
+        self.encoder = TimeEncoder(n_bands, **enc) if members == 1 else Members(n_bands, members, **enc)
+        self.members = members
         self.drop = nn.Dropout(dropout_head)
         self.mid = nn.Linear(self.encoder.emb, N_MID)
         self.emo = nn.Linear(N_MID, N_EMO)
@@ -70,6 +93,21 @@ class Edge(nn.Module):
         e = self.embed(spec)
         mid = self.mid(self.drop(e.mean(dim=1)))
         return mid, self.emo(mid), e
+
+    def member_outputs(self, spec):
+        """Each member's own (mid [M, B, 7], emotions [M, B, 8]) and the embedding [B, T', emb];
+        the mean over members of mid and emotions is `forward`'s output.
+
+        Member k reads its slice of the mid layer, scaled by M, so that the mean over
+        members is exactly the full layer on the concatenated embedding.
+        """
+        emb = self.embed(spec)
+        e = self.drop(emb.mean(dim=1))
+        k = self.members
+        w = self.mid.weight.reshape(N_MID, k, -1)  # [7, M, emb]
+        parts = e.reshape(len(e), k, -1)  # [B, M, emb]
+        mid = k * torch.einsum("bme,ome->mbo", parts, w) + self.mid.bias
+        return mid, self.emo(mid), emb
 
 
 class Direct(nn.Module):

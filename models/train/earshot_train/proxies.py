@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import frontend
+
 MID_LEVEL = [
     "melodiousness",
     "articulation",
@@ -69,15 +71,25 @@ def _key_correlations(hpcp: np.ndarray) -> tuple[float, float]:
     return float(best_major), float(best_minor)
 
 
-def describe(path: str | Path) -> dict[str, float]:
-    """Raw descriptors of one clip (mono 22050 Hz file)."""
+def load(path: str | Path):
     import essentia
     import essentia.standard as es
 
     essentia.log.infoActive = False
     essentia.log.warningActive = False
+    return es.MonoLoader(filename=str(path), sampleRate=22050)()
+
+
+def describe(path: str | Path) -> dict[str, float]:
+    """Raw descriptors of one clip (mono 22050 Hz file)."""
+    return describe_audio(load(path))
+
+
+def describe_audio(audio) -> dict[str, float]:
+    """Raw descriptors of mono 22050 Hz audio (float32)."""
+    import essentia.standard as es
+
     sr = 22050
-    audio = es.MonoLoader(filename=str(path), sampleRate=sr)()
     audio44 = es.Resample(inputSampleRate=sr, outputSampleRate=44100)(audio)
 
     window = es.Windowing(type="hann")
@@ -165,6 +177,52 @@ def compute_descriptors(audio_paths: dict[int, Path], out_csv: Path, jobs: int =
                 f.flush()
                 if k % 20 == 0:
                     print(f"  descriptors: {k}/{len(todo)}", flush=True)
+
+
+# Windows for per-window targets: the training crop (157 frames = 5 s), every 2.5 s.
+WINDOW_FRAMES, WINDOW_HOP = 157, 78
+
+
+def window_starts(n_samples: int) -> list[int]:
+    """Start frames of every full window of a clip of n_samples (front-end framing)."""
+    return list(range(0, max(frontend.n_frames(n_samples) - WINDOW_FRAMES, 0) + 1, WINDOW_HOP))
+
+
+def _describe_windows(args):
+    clip_id, path = args
+    audio = load(path)
+    out = []
+    for t0 in window_starts(len(audio)):
+        hop = frontend.HOP_SIZE
+        a = audio[t0 * hop: t0 * hop + (WINDOW_FRAMES - 1) * hop + frontend.FRAME_SIZE]
+        out.append((t0, describe_audio(a)))
+    return clip_id, out
+
+
+def compute_window_descriptors(audio_paths: dict[int, Path], out_csv: Path, jobs: int = 2) -> None:
+    """Descriptors of every 5 s window (cached per clip like compute_descriptors)."""
+    done = {int(r["id"]) for r in csv.DictReader(open(out_csv, newline=""))} if out_csv.exists() else set()
+    todo = [(i, p) for i, p in sorted(audio_paths.items()) if i not in done]
+    if todo:
+        from multiprocessing import Pool
+
+        with Pool(jobs) as pool, open(out_csv, "a", newline="") as f:
+            w = csv.writer(f)
+            if not done:
+                w.writerow(["id", "start_frame", *DESCRIPTORS])
+            for k, (clip_id, rows) in enumerate(pool.imap_unordered(_describe_windows, todo), 1):
+                for t0, desc in rows:
+                    w.writerow([clip_id, t0, *(f"{desc[d]:.6g}" for d in DESCRIPTORS)])
+                f.flush()
+                if k % 20 == 0:
+                    print(f"  window descriptors: {k}/{len(todo)}", flush=True)
+
+
+def read_windows(path: Path) -> dict[tuple[int, int], dict[str, float]]:
+    """(clip id, start frame) -> descriptors."""
+    with open(path, newline="") as f:
+        return {(int(r["id"]), int(r["start_frame"])): {k: float(v) for k, v in r.items() if k not in ("id", "start_frame")}
+                for r in csv.DictReader(f)}
 
 
 def read_table(path: Path) -> dict[int, dict[str, float]]:

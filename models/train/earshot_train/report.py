@@ -82,7 +82,7 @@ def load_results(arch: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.exists() else []
 
 
-def cv_table(data: Path, archs=("edge", "edge-mid1", "direct", "reference")) -> str:
+def cv_table(data: Path, archs=("edge", "edge-x3", "edge-x1", "edge-mid1", "direct", "reference")) -> str:
     ids, y = D.ratings(data)
     emo = dict(zip(ids, y))
     prox = read_table(D.TRAIN_DIR / "proxies.csv")
@@ -121,7 +121,87 @@ def cv_table(data: Path, archs=("edge", "edge-mid1", "direct", "reference")) -> 
             onnx = np.array([abs(avg_r(r, "emotions") - avg_r(r, "emotions_onnx")) for r in res])
             out += (f"\n\n{arch}: int8 (onnxruntime) loses {loss.mean():+.4f} +- {loss.std():.4f} avg r against f32 "
                     f"(max {loss.max():+.4f} over {len(res)} runs); ONNX f32 vs PyTorch differ by at most {onnx.max():.1e} avg r")
+    for arch in archs:  # a model run on some folds only is compared with edge on those folds
+        res, base = load_results(arch), load_results("edge")
+        folds = sorted({r["fold"] for r in res})
+        if arch == "edge" or not res or len(folds) == len({r["fold"] for r in base}):
+            continue
+
+        def avg_r(r):
+            return pearson(np.array(r["emotions"]), np.stack([emo[i] for i in r["ids"]])).mean()
+
+        same = [avg_r(r) for r in base if r["fold"] in folds]
+        out += (f"\n\n{arch}: {len(res)} run(s) on fold(s) {', '.join(map(str, folds))} only, avg r "
+                f"{np.mean([avg_r(r) for r in res]):.3f}; edge on the same fold(s): {np.mean(same):.3f} "
+                f"over {len(same)} runs")
     if mid_rows:
         out += ("\n\nMid-level outputs against their proxy targets on held-out clips (Pearson r, mean over runs):\n\n"
                 "| model | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 9 + "|\n" + "\n".join(mid_rows))
     return out
+
+
+def screening_table(data: Path, base: str, archs) -> str:
+    """Variants tried with fewer runs, each against `base` on the same (fold, seed) runs."""
+    ids, y = D.ratings(data)
+    emo = dict(zip(ids, y))
+    prox = read_table(D.TRAIN_DIR / "proxies.csv")
+    base_runs = {(r["fold"], r["seed"]): r for r in load_results(base)}
+
+    def scores(r):
+        e = pearson(np.array(r["emotions"]), np.stack([emo[i] for i in r["ids"]])).mean()
+        m = pearson(np.array(r["mid_level"]), np.array([[prox[i][k] for k in MID_LEVEL] for i in r["ids"]]))
+        return e, m.mean()
+
+    lines = [f"| variant | runs | avg r | {base} on the same runs | difference | mid-level r | {base} mid-level r |",
+             "|---" * 7 + "|"]
+    for arch in archs:
+        pairs = [(scores(r), scores(base_runs[(r["fold"], r["seed"])])) for r in load_results(arch)
+                 if (r["fold"], r["seed"]) in base_runs and r.get("mid_level")]
+        if not pairs:
+            continue
+        (e, m), (be, bm) = (np.array(v).T for v in zip(*pairs))
+        d = e - be
+        lines.append(f"| {arch} | {len(pairs)} | {e.mean():.3f} | {be.mean():.3f} | "
+                     f"{d.mean():+.3f} +- {d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0:.3f} | "
+                     f"{m.mean():.3f} | {bm.mean():.3f} |")
+    return "\n".join(lines)
+
+
+def seed_ensembles(data: Path, archs) -> str:
+    """Each fold's seeds averaged into one prediction: what an ensemble of runs would score."""
+    ids, y = D.ratings(data)
+    emo = dict(zip(ids, y))
+    lines = ["| model | seeds averaged | avg r over folds | single runs |", "|---" * 4 + "|"]
+    for arch in archs:
+        res = load_results(arch)
+        folds = sorted({r["fold"] for r in res})
+        ens, single, n = [], [], 0
+        for k in folds:
+            runs = [r for r in res if r["fold"] == k]
+            truth = np.stack([emo[i] for i in runs[0]["ids"]])
+            ens.append(pearson(np.mean([r["emotions"] for r in runs], axis=0), truth).mean())
+            single += [pearson(np.array(r["emotions"]), truth).mean() for r in runs]
+            n = len(runs)
+        if n > 1:
+            lines.append(f"| {arch} | {n} | {np.mean(ens):.3f} +- {np.std(ens):.3f} | {np.mean(single):.3f} |")
+    return "\n".join(lines)
+
+
+def spectrogram_baseline(data: Path) -> str:
+    """How far plain per-band statistics of the model's own input get: ridge to proxies and ratings."""
+    ids, y = D.ratings(data)
+    specs = D.spectrograms(data)
+    prox = read_table(D.TRAIN_DIR / "proxies.csv")
+    folds = D.load_splits(ids)
+    x = np.array([np.concatenate([s.mean(0), s.std(0), np.abs(np.diff(s, axis=0)).mean(0)])
+                  for s in (specs[i] for i in ids)])
+    p = np.array([[prox[i][m] for m in MID_LEVEL] for i in ids])
+    mid, emo = ridge_cv(x, p, ids, folds, lam=300.0), ridge_cv(x, y, ids, folds, lam=300.0)
+    return "\n".join([
+        f"Ridge (300) on per-band mean, sd and mean absolute change of the spectrogram ({x.shape[1]} features), "
+        "per-fold r, mean over 5 folds:", "",
+        "| target | " + " | ".join(MID_LEVEL) + " | avg |", "|---" * 9 + "|",
+        "| proxies | " + " | ".join(f"{v:.2f}" for v in mid.mean(0)) + f" | {mid.mean():.3f} |", "",
+        "| target | " + " | ".join(D.EMOTIONS) + " | avg |", "|---" * 10 + "|",
+        "| ratings | " + " | ".join(f"{v:.2f}" for v in emo.mean(0)) + f" | {emo.mean():.3f} |",
+    ])

@@ -55,3 +55,14 @@ def test_golden_signal_is_synthetic_not_dataset_audio():
     index = json.loads((TESTDATA / "golden.json").read_text())["frontend"]
     pcm = np.fromfile(TESTDATA / index["pcm"]["file"], dtype="<f4")
     np.testing.assert_allclose(pcm, synth(4.0).astype(np.float32))
+
+
+def test_window_targets_tile_the_clip():
+    from earshot_train.proxies import WINDOW_FRAMES, WINDOW_HOP, window_starts
+
+    for seconds in (10, 16.4, 37):
+        n = int(seconds * F.SAMPLE_RATE)
+        starts = window_starts(n)
+        assert starts[0] == 0 and all(b - a == WINDOW_HOP for a, b in zip(starts, starts[1:]))
+        # every window is whole, and no whole window is left out
+        assert starts[-1] + WINDOW_FRAMES <= F.n_frames(n) < starts[-1] + WINDOW_HOP + WINDOW_FRAMES
