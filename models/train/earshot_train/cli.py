@@ -113,7 +113,10 @@ def cmd_cv(args) -> None:
     train.run_cv(args.data, args.models.split(","), args.seeds, worker, workers)
 
 
-# variants tried on one seed; their configs are in train.CONFIGS
+# what `all` trains: every row of the model card (in this order: the shipped model's runs first)
+CV_MODELS = ["edge", "edge-x3", "edge-x1", "edge-mid1", "direct", "edge-win", "edge-aug", "edge-w192", "edge-aux",
+             "reference"]
+# variants compared run by run with edge-x1; their configs are in train.CONFIGS
 SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge"]
 
 
@@ -134,7 +137,7 @@ def main(argv=None) -> None:
     p.add_argument("step", choices=["descriptors", "cache", "sanity", "cv", "export", "golden", "report", "all"])
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[4] / "shared" / "data")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--models", default="edge,direct,edge-mid1", help="comma list for cv")
+    p.add_argument("--models", default=",".join(CV_MODELS), help="comma list for cv")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--worker", default="0/1", help="i/n: this process takes every n-th run (parallel cv)")
     p.add_argument("--epochs", type=int, default=None, help="override (quick checks only)")
