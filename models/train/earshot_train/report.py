@@ -121,17 +121,17 @@ def cv_table(data: Path, archs=("edge", "edge-x3", "edge-x1", "edge-mid1", "dire
             onnx = np.array([abs(avg_r(r, "emotions") - avg_r(r, "emotions_onnx")) for r in res])
             out += (f"\n\n{arch}: int8 (onnxruntime) loses {loss.mean():+.4f} +- {loss.std():.4f} avg r against f32 "
                     f"(max {loss.max():+.4f} over {len(res)} runs); ONNX f32 vs PyTorch differ by at most {onnx.max():.1e} avg r")
-    for arch in archs:  # a model run on some folds only is compared with edge on those folds
+    for arch in archs:  # a model with fewer runs (folds or seeds) is compared with edge on its folds
         res, base = load_results(arch), load_results("edge")
         folds = sorted({r["fold"] for r in res})
-        if arch == "edge" or not res or len(folds) == len({r["fold"] for r in base}):
+        if arch == "edge" or not res or len(res) == len(base):
             continue
 
         def avg_r(r):
             return pearson(np.array(r["emotions"]), np.stack([emo[i] for i in r["ids"]])).mean()
 
         same = [avg_r(r) for r in base if r["fold"] in folds]
-        out += (f"\n\n{arch}: {len(res)} run(s) on fold(s) {', '.join(map(str, folds))} only, avg r "
+        out += (f"\n\n{arch}: {len(res)} run(s) on fold(s) {', '.join(map(str, folds))}, avg r "
                 f"{np.mean([avg_r(r) for r in res]):.3f}; edge on the same fold(s): {np.mean(same):.3f} "
                 f"over {len(same)} runs")
     if mid_rows:
