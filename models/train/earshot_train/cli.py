@@ -12,7 +12,8 @@ def cmd_descriptors(args) -> None:
     from . import proxies
 
     out = D.TRAIN_DIR / "descriptors.csv"
-    proxies.compute_descriptors(D.audio_paths(args.data), out, jobs=args.jobs)
+    paths = D.audio_paths(args.data)
+    proxies.compute_descriptors(paths, out, jobs=args.jobs)
     table = proxies.read_table(out)
     ids, targets = proxies.proxy_table(table)
     with open(D.MODELS_DIR / "train" / "proxies.csv", "w") as f:
@@ -22,7 +23,7 @@ def cmd_descriptors(args) -> None:
     print(f"wrote {out} and proxies.csv ({len(ids)} clips)")
     # the same descriptors on every 5 s window: per-window targets (train.load_window_targets)
     windows = D.TRAIN_DIR / "window_descriptors.csv"
-    proxies.compute_window_descriptors(D.audio_paths(args.data), windows, jobs=args.jobs)
+    proxies.compute_window_descriptors(paths, windows, jobs=args.jobs)
     print(f"wrote {windows}")
 
 

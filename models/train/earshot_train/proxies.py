@@ -156,27 +156,40 @@ def describe_audio(audio) -> dict[str, float]:
     }
 
 
-def _describe_one(args):
+def _values(desc: dict[str, float]) -> list[str]:
+    return [f"{desc[d]:.6g}" for d in DESCRIPTORS]
+
+
+def _clip_rows(args):
     clip_id, path = args
-    return clip_id, describe(path)
+    return [[clip_id, *_values(describe(path))]]
+
+
+def _append_rows(audio_paths: dict[int, Path], out_csv: Path, header: list[str], work, jobs: int, label: str) -> None:
+    """Runs `work` (clip -> CSV rows) on every clip not yet in out_csv and appends as they come (resumable)."""
+    done = set()
+    if out_csv.exists():
+        with open(out_csv, newline="") as f:
+            done = {int(r["id"]) for r in csv.DictReader(f)}
+    todo = [(i, p) for i, p in sorted(audio_paths.items()) if i not in done]
+    if not todo:
+        return
+    from multiprocessing import Pool
+
+    with Pool(jobs) as pool, open(out_csv, "a", newline="") as f:
+        w = csv.writer(f)
+        if not done:
+            w.writerow(header)
+        for k, rows in enumerate(pool.imap_unordered(work, todo), 1):
+            w.writerows(rows)
+            f.flush()
+            if k % 20 == 0:
+                print(f"  {label}: {k}/{len(todo)}", flush=True)
 
 
 def compute_descriptors(audio_paths: dict[int, Path], out_csv: Path, jobs: int = 2) -> None:
     """Describes every clip (cached: clips already in out_csv are skipped)."""
-    done = read_table(out_csv) if out_csv.exists() else {}
-    todo = [(i, p) for i, p in sorted(audio_paths.items()) if i not in done]
-    if todo:
-        from multiprocessing import Pool
-
-        with Pool(jobs) as pool, open(out_csv, "a", newline="") as f:
-            w = csv.writer(f)
-            if not done:
-                w.writerow(["id", *DESCRIPTORS])
-            for k, (clip_id, desc) in enumerate(pool.imap_unordered(_describe_one, todo), 1):
-                w.writerow([clip_id, *(f"{desc[d]:.6g}" for d in DESCRIPTORS)])
-                f.flush()
-                if k % 20 == 0:
-                    print(f"  descriptors: {k}/{len(todo)}", flush=True)
+    _append_rows(audio_paths, out_csv, ["id", *DESCRIPTORS], _clip_rows, jobs, "descriptors")
 
 
 # Windows for per-window targets: the training crop (157 frames = 5 s), every 2.5 s.
@@ -188,34 +201,20 @@ def window_starts(n_samples: int) -> list[int]:
     return list(range(0, max(frontend.n_frames(n_samples) - WINDOW_FRAMES, 0) + 1, WINDOW_HOP))
 
 
-def _describe_windows(args):
+def _window_rows(args):
     clip_id, path = args
     audio = load(path)
-    out = []
+    hop = frontend.HOP_SIZE
+    rows = []
     for t0 in window_starts(len(audio)):
-        hop = frontend.HOP_SIZE
         a = audio[t0 * hop: t0 * hop + (WINDOW_FRAMES - 1) * hop + frontend.FRAME_SIZE]
-        out.append((t0, describe_audio(a)))
-    return clip_id, out
+        rows.append([clip_id, t0, *_values(describe_audio(a))])
+    return rows
 
 
 def compute_window_descriptors(audio_paths: dict[int, Path], out_csv: Path, jobs: int = 2) -> None:
     """Descriptors of every 5 s window (cached per clip like compute_descriptors)."""
-    done = {int(r["id"]) for r in csv.DictReader(open(out_csv, newline=""))} if out_csv.exists() else set()
-    todo = [(i, p) for i, p in sorted(audio_paths.items()) if i not in done]
-    if todo:
-        from multiprocessing import Pool
-
-        with Pool(jobs) as pool, open(out_csv, "a", newline="") as f:
-            w = csv.writer(f)
-            if not done:
-                w.writerow(["id", "start_frame", *DESCRIPTORS])
-            for k, (clip_id, rows) in enumerate(pool.imap_unordered(_describe_windows, todo), 1):
-                for t0, desc in rows:
-                    w.writerow([clip_id, t0, *(f"{desc[d]:.6g}" for d in DESCRIPTORS)])
-                f.flush()
-                if k % 20 == 0:
-                    print(f"  window descriptors: {k}/{len(todo)}", flush=True)
+    _append_rows(audio_paths, out_csv, ["id", "start_frame", *DESCRIPTORS], _window_rows, jobs, "window descriptors")
 
 
 def read_windows(path: Path) -> dict[tuple[int, int], dict[str, float]]:

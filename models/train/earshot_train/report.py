@@ -77,6 +77,11 @@ def sanity(data: Path) -> str:
     return "\n".join(lines)
 
 
+def avg_r(r: dict, emo: dict, key: str = "emotions") -> float:
+    """Average over emotions of one run's Pearson r on its held-out clips."""
+    return pearson(np.array(r[key]), np.stack([emo[i] for i in r["ids"]])).mean()
+
+
 def load_results(arch: str) -> list[dict]:
     d = D.TRAIN_DIR / "results" / arch
     return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.exists() else []
@@ -114,25 +119,19 @@ def cv_table(data: Path, archs=("edge", "edge-x3", "edge-x1", "edge-mid1", "dire
     for arch in archs:
         res = [r for r in load_results(arch) if r.get("emotions_int8")]
         if res:
-            def avg_r(r, key):
-                return pearson(np.array(r[key]), np.stack([emo[i] for i in r["ids"]])).mean()
-
-            loss = np.array([avg_r(r, "emotions") - avg_r(r, "emotions_int8") for r in res])
-            onnx = np.array([abs(avg_r(r, "emotions") - avg_r(r, "emotions_onnx")) for r in res])
+            loss = np.array([avg_r(r, emo) - avg_r(r, emo, "emotions_int8") for r in res])
+            onnx = np.array([abs(avg_r(r, emo) - avg_r(r, emo, "emotions_onnx")) for r in res])
             out += (f"\n\n{arch}: int8 (onnxruntime) loses {loss.mean():+.4f} +- {loss.std():.4f} avg r against f32 "
                     f"(max {loss.max():+.4f} over {len(res)} runs); ONNX f32 vs PyTorch differ by at most {onnx.max():.1e} avg r")
+    base = load_results("edge")
     for arch in archs:  # a model with fewer runs (folds or seeds) is compared with edge on its folds
-        res, base = load_results(arch), load_results("edge")
+        res = load_results(arch)
         folds = sorted({r["fold"] for r in res})
         if arch == "edge" or not res or len(res) == len(base):
             continue
-
-        def avg_r(r):
-            return pearson(np.array(r["emotions"]), np.stack([emo[i] for i in r["ids"]])).mean()
-
-        same = [avg_r(r) for r in base if r["fold"] in folds]
+        same = [avg_r(r, emo) for r in base if r["fold"] in folds]
         out += (f"\n\n{arch}: {len(res)} run(s) on fold(s) {', '.join(map(str, folds))}, avg r "
-                f"{np.mean([avg_r(r) for r in res]):.3f}; edge on the same fold(s): {np.mean(same):.3f} "
+                f"{np.mean([avg_r(r, emo) for r in res]):.3f}; edge on the same fold(s): {np.mean(same):.3f} "
                 f"over {len(same)} runs")
     if mid_rows:
         out += ("\n\nMid-level outputs against their proxy targets on held-out clips (Pearson r, mean over runs):\n\n"
@@ -148,7 +147,7 @@ def screening_table(data: Path, base: str, archs) -> str:
     base_runs = {(r["fold"], r["seed"]): r for r in load_results(base)}
 
     def scores(r):
-        e = pearson(np.array(r["emotions"]), np.stack([emo[i] for i in r["ids"]])).mean()
+        e = avg_r(r, emo)
         m = pearson(np.array(r["mid_level"]), np.array([[prox[i][k] for k in MID_LEVEL] for i in r["ids"]]))
         return e, m.mean()
 
@@ -180,7 +179,7 @@ def seed_ensembles(data: Path, archs) -> str:
             runs = [r for r in res if r["fold"] == k]
             truth = np.stack([emo[i] for i in runs[0]["ids"]])
             ens.append(pearson(np.mean([r["emotions"] for r in runs], axis=0), truth).mean())
-            single += [pearson(np.array(r["emotions"]), truth).mean() for r in runs]
+            single += [avg_r(r, emo) for r in runs]
             n = len(runs)
         if n > 1:
             lines.append(f"| {arch} | {n} | {np.mean(ens):.3f} +- {np.std(ens):.3f} | {np.mean(single):.3f} |")

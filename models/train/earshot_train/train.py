@@ -18,9 +18,9 @@ from torch import nn
 
 from . import data as D
 from .model import ARCHS
+from .proxies import WINDOW_HOP  # start frames of the per-window proxy targets
 
 RESULTS_DIR = D.TRAIN_DIR / "results"
-from .proxies import WINDOW_HOP  # start frames of the per-window proxy targets
 WINDOW = 313  # 10 s of frames, the paper's training crop and the daemon's window
 EVAL_HOP = 31  # 1 s: held-out clips are read like the daemon reads a file
 
@@ -40,9 +40,14 @@ class Config:
     shift: int = 0  # random transposition of each crop by up to this many bands (2 bands = 1 semitone)
     gain_db: float = 0.0  # random level change of each crop within +- this (the room's level is unknown)
     mid_targets: str = "clip"  # "window": each crop learns the proxies of the 5 s window it covers
-    aux_weight: float = 0.0  # extra head (training only) predicting the 14 raw descriptors of each crop's window
+    aux_weight: float = 0.0  # extra head (training only) predicting the raw descriptors of each crop's window
     members: int = 1  # encoders trained side by side as one ensemble network (model.Members)
     seeds: int = 99  # at most this many seeds in `cv` (screened variants: 1; the reference: 30 min per run)
+
+    @property
+    def uses_windows(self) -> bool:
+        """Whether training reads the per-window targets (load_window_targets)."""
+        return self.mid_targets == "window" or self.aux_weight > 0
 
 
 # Chosen on fold 0, seed 0 (see models/README.md, "How the configuration was chosen").
@@ -60,7 +65,7 @@ CONFIGS = {
     "edge-aug": Config(arch="edge", mid_weight=0.3, shift=4, gain_db=6, seeds=1, **_EDGE),
     "edge-w192": Config(arch="edge", mid_weight=0.3, seeds=1, **{**_EDGE, "width": 192}),
     "edge-aux": Config(arch="edge", mid_weight=0.3, aux_weight=0.3, seeds=1, **_EDGE),
-    # the paper's network on 2 CPU cores: 5 s crops, one seed (about 25 min per run, one thread)
+    # the paper's network on 2 CPU cores: 5 s crops, one seed (about 30 min per run, one thread)
     "reference": Config(arch="reference", epochs=40, batch=8, lr=5e-4, mid_weight=0.3, crop=157, seeds=1),
 }
 
@@ -87,12 +92,11 @@ class Dataset:
                 s = self.specs[i]
                 t0 = int(rng.integers(0, max(len(s) - crop, 0) + 1))
                 crops.append(s[t0:t0 + crop])
+                w = round(t0 / WINDOW_HOP)  # the window nearest the crop (clamped to the clip's last)
                 if self.window_mid is not None:
-                    w = self.window_mid[i]
-                    mids.append(w[min(round(t0 / WINDOW_HOP), len(w) - 1)])
+                    mids.append(self.window_mid[i][min(w, len(self.window_mid[i]) - 1)])
                 if self.window_aux is not None:
-                    w = self.window_aux[i]
-                    auxs.append(w[min(round(t0 / WINDOW_HOP), len(w) - 1)])
+                    auxs.append(self.window_aux[i][min(w, len(self.window_aux[i]) - 1)])
             mid = torch.stack(mids) if mids else self.mid[idx]
             yield torch.stack(crops), mid, self.emo[idx], (torch.stack(auxs) if auxs else None)
 
@@ -223,7 +227,7 @@ RHYTHM = [2, 3]  # rhythm_stability, rhythm_complexity in MID_LEVEL
 
 def dataset(cfg: Config, specs, ids, emo, mid, window=None) -> Dataset:
     """The training set with the targets `cfg` asks for (`window`: from load_window_targets)."""
-    if window is None and (cfg.mid_targets == "window" or cfg.aux_weight > 0):
+    if window is None and cfg.uses_windows:
         window = load_window_targets(mid)
     wm = window[0] if cfg.mid_targets == "window" else None
     wa = window[1] if cfg.aux_weight > 0 else None
@@ -302,7 +306,7 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
     folds = D.load_splits(ids)
     n_bands = next(iter(specs.values())).shape[1]
     window = None
-    if any(CONFIGS[a].mid_targets == "window" or CONFIGS[a].aux_weight > 0 for a in archs):
+    if any(CONFIGS[a].uses_windows for a in archs):
         window = load_window_targets(mid)
     runs = [(seed, arch, k) for seed in range(seeds) for arch in archs for k in range(len(folds))]
     for n, (seed, arch, k) in enumerate(runs):
