@@ -46,7 +46,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error(
-        "this earshotd was built without models/edge-v2, so it has no built-in model; \
+        "this earshotd was built without models/edge-v3, so it has no built-in model; \
          pass --model DIR (a directory with metadata.json, model.onnx, model.int8.onnx)"
     )]
     NotBuiltIn,
@@ -134,7 +134,7 @@ pub struct FileMeta {
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// `models/edge-v2`, compiled into the binary.
+    /// `models/edge-v3`, compiled into the binary.
     BuiltIn,
     Dir(PathBuf),
 }
@@ -143,15 +143,15 @@ pub enum ModelSource {
 mod embedded {
     pub const METADATA: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v2/metadata.json"
+        "/../models/edge-v3/metadata.json"
     ));
     pub const F32: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v2/model.onnx"
+        "/../models/edge-v3/model.onnx"
     ));
     pub const INT8: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v2/model.int8.onnx"
+        "/../models/edge-v3/model.int8.onnx"
     ));
 }
 
@@ -903,7 +903,7 @@ mod tests {
     use super::*;
 
     fn model_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v2")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3")
     }
 
     fn testdata_f32(name: &str) -> Vec<f32> {
@@ -1037,7 +1037,7 @@ mod tests {
             .unwrap()
             .matmul_kernels(93)
             .unwrap();
-        // six convolutions per encoder (edge-v2 has three side by side)
+        // six convolutions per encoder (edge-v3: three 2-D, two 1-D, one 1x1)
         assert_eq!(kernels.len(), f32_kernels.len(), "{kernels:?}");
         assert!(!kernels.is_empty() && kernels.len() % 6 == 0, "{kernels:?}");
         // the five dilated convolutions of each encoder run int8 kernels
@@ -1058,7 +1058,8 @@ mod tests {
         let model = Model::load(&dir_source(model_dir()), Precision::F32).unwrap();
         let window = model.macs(313).unwrap();
         let hop = model.macs(93).unwrap();
-        assert!(window > 4 * hop, "{window} vs {hop}");
+        // cost grows with the frames: 313 frames cost over 3x what 93 do
+        assert!(window > 3 * hop, "{window} vs {hop}");
         if let Some(m) = model.metadata().macs_per_window {
             // metadata counts the head too (a few thousand MACs)
             assert!(

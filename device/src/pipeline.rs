@@ -317,7 +317,7 @@ mod tests {
     use crate::model::{dir_source, Model};
 
     fn model() -> Model {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v2");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3");
         Model::load(&dir_source(dir), Precision::F32).unwrap()
     }
 

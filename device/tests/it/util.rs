@@ -21,7 +21,7 @@ pub fn repo() -> PathBuf {
 
 /// The shipped model directory.
 pub fn model_dir() -> PathBuf {
-    repo().join("models/edge-v2")
+    repo().join("models/edge-v3")
 }
 
 /// `../shared/data` beside the repository, as in CI; fails loudly if absent.

@@ -32,7 +32,7 @@ def cmd_cache(args) -> None:
     print(f"{len(specs)} spectrograms cached in {D.CACHE_DIR}")
 
 
-MODEL_ID = "edge-v2"
+MODEL_ID = "edge-v3"
 
 
 def cmd_export(args) -> None:
@@ -115,10 +115,10 @@ def cmd_cv(args) -> None:
 
 
 # what `all` trains: every row of the model card (in this order: the shipped model's runs first)
-CV_MODELS = ["edge", "edge-x3", "edge-x1", "edge-mid1", "direct", "edge-win", "edge-aug", "edge-w192", "edge-aux",
-             "reference"]
+CV_MODELS = ["edge", "direct", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "edge-x3", "edge-win", "edge-aug",
+             "edge-w192", "edge-aux", "reference"]
 # variants compared run by run with edge-x1; their configs are in train.CONFIGS
-SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge"]
+SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge"]
 
 
 def cmd_report(args) -> None:
@@ -126,7 +126,8 @@ def cmd_report(args) -> None:
 
     text = report.cv_table(args.data)
     text += "\n\nSeeds of one fold averaged (an ensemble; the shipped model is one network):\n\n"
-    text += report.seed_ensembles(args.data, ["edge", "edge-x3", "edge-x1", "edge-mid1", "direct"])
+    text += report.seed_ensembles(args.data, ["edge", "direct", "edge-v2", "edge-x3", "edge-x1",
+                                               "edge-mid1", "direct-1d"])
     text += "\n\nVariants against edge-x1 (edge-v1) on the same folds and seeds (difference: mean +- standard error):\n\n"
     text += report.screening_table(args.data, "edge-x1", SCREENED)
     (D.TRAIN_DIR / "results" / "cv.md").write_text(text + "\n")

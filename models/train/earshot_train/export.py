@@ -110,12 +110,30 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def describe(edge: nn.Module) -> str:
+    """One line for metadata.json: what the daemon is running."""
+    from .model import PlaneEncoder
+
+    enc = edge.encoder
+    members = getattr(edge, "members", 1)
+    one = enc if members == 1 else enc.members[0]
+    if isinstance(one, PlaneEncoder):
+        convs = [m for m in one.planes if isinstance(m, nn.Conv2d)]
+        text = (f"{len(convs)} 2-D convolutions over (time, frequency) unpadded in time, then "
+                f"{sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1} dilated 1-D over time and a 1x1 to "
+                f"{one.emb} channels")
+    else:
+        text = f"{sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1} dilated 1-D convolutions over time (bands as channels)"
+    if members > 1:
+        text = f"{members} encoders side by side, embeddings concatenated, each: {text}"
+    return f"edge: {text}; mean over time; 7-unit linear bottleneck; 7 -> 8 linear"
+
+
 def metadata(edge: nn.Module, model_id: str, out_dir: Path, mid_means: np.ndarray, extra: dict) -> dict:
     enc = edge.encoder
     return {
         "model_id": model_id,
-        "architecture": (f"edge: {getattr(edge, 'members', 1)} dilated 1-D CNNs over time (bands as channels) side by "
-                         "side, embeddings concatenated, 7-unit linear bottleneck"),
+        "architecture": describe(edge),
         "mid_level_names": MID_LEVEL,
         "emotion_names": D.EMOTIONS,
         "scales": {

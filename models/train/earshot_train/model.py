@@ -51,6 +51,47 @@ class TimeEncoder(nn.Module):
         return self.convs(self.norm(spec).transpose(1, 2))
 
 
+class PlaneEncoder(nn.Module):
+    """2-D convolutions over (time, frequency) first, then TimeEncoder's dilated 1-D layers.
+
+    The 2-D layers see a few bands at a time, so one detector serves every pitch
+    (what makes the paper's VGG strong on little data); they are unpadded in time
+    and pool only over frequency, so the whole network still streams frame by frame.
+    """
+
+    def __init__(self, n_bands: int, planes=(16, 32, 48), dilations=(1, 2, 4, 8, 16), emb: int = 128,
+                 channels=(128, 128), dropout: float = 0.1):
+        super().__init__()
+        self.norm = BandNorm(n_bands)
+        p1, p2, p3 = planes
+        d = dilations
+        self.planes = nn.Sequential(
+            nn.Conv2d(1, p1, (3, 7), stride=(1, 2), padding=(0, 3), dilation=(d[0], 1), bias=False),
+            nn.BatchNorm2d(p1), nn.ReLU(),
+            nn.Conv2d(p1, p2, 3, padding=(0, 1), dilation=(d[1], 1), bias=False), nn.BatchNorm2d(p2), nn.ReLU(),
+            nn.MaxPool2d((1, 3)),
+            nn.Conv2d(p2, p3, 3, padding=(0, 1), dilation=(d[2], 1), bias=False), nn.BatchNorm2d(p3), nn.ReLU(),
+            nn.MaxPool2d((1, 3)),
+        )
+        f = n_bands
+        f = (f - 1) // 2 + 1
+        f = (f // 3) // 3
+        layers, c_in = [], p3 * f
+        for c, dil in zip(channels, d[3:]):
+            layers += [nn.Conv1d(c_in, c, 3, dilation=dil, bias=False), nn.BatchNorm1d(c), nn.ReLU(),
+                       nn.Dropout(dropout)]
+            c_in = c
+        layers += [nn.Conv1d(c_in, emb, 1, bias=False), nn.BatchNorm1d(emb), nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        self.receptive_field = 1 + 2 * sum(d)
+        self.emb = emb
+
+    def forward(self, spec):  # [B, T, bands] -> [B, emb, T - rf + 1]
+        x = self.planes(self.norm(spec).unsqueeze(1))  # [B, planes, T', f]
+        x = x.permute(0, 1, 3, 2).flatten(1, 2)  # [B, planes * f, T']
+        return self.convs(x)
+
+
 class Members(nn.Module):
     """Several TimeEncoders side by side on one spectrogram, embeddings concatenated.
 
@@ -59,9 +100,9 @@ class Members(nn.Module):
     ensemble one network with one embedding, which the daemon streams as any other.
     """
 
-    def __init__(self, n_bands: int, members: int, **enc):
+    def __init__(self, n_bands: int, members: int, kind=None, **enc):
         super().__init__()
-        self.members = nn.ModuleList(TimeEncoder(n_bands, **enc) for _ in range(members))
+        self.members = nn.ModuleList((kind or TimeEncoder)(n_bands, **enc) for _ in range(members))
         self.norm = BandNorm(n_bands)  # shared: normalised once
         for m in self.members:
             m.norm = nn.Identity()
@@ -78,9 +119,10 @@ class Edge(nn.Module):
 
     bottleneck = True
 
-    def __init__(self, n_bands: int, dropout_head: float = 0.3, members: int = 1, **enc):
+    def __init__(self, n_bands: int, dropout_head: float = 0.3, members: int = 1, plane: bool = False, **enc):
         super().__init__()
-        self.encoder = TimeEncoder(n_bands, **enc) if members == 1 else Members(n_bands, members, **enc)
+        kind = PlaneEncoder if plane else TimeEncoder
+        self.encoder = kind(n_bands, **enc) if members == 1 else Members(n_bands, members, kind, **enc)
         self.members = members
         self.drop = nn.Dropout(dropout_head)
         self.mid = nn.Linear(self.encoder.emb, N_MID)
@@ -115,9 +157,9 @@ class Direct(nn.Module):
 
     bottleneck = False
 
-    def __init__(self, n_bands: int, dropout_head: float = 0.3, **enc):
+    def __init__(self, n_bands: int, dropout_head: float = 0.3, plane: bool = False, **enc):
         super().__init__()
-        self.encoder = TimeEncoder(n_bands, **enc)
+        self.encoder = (PlaneEncoder if plane else TimeEncoder)(n_bands, **enc)
         self.drop = nn.Dropout(dropout_head)
         self.emo = nn.Linear(self.encoder.emb, N_EMO)
 

@@ -41,6 +41,7 @@ class Config:
     gain_db: float = 0.0  # random level change of each crop within +- this (the room's level is unknown)
     mid_targets: str = "clip"  # "window": each crop learns the proxies of the 5 s window it covers
     aux_weight: float = 0.0  # extra head (training only) predicting the raw descriptors of each crop's window
+    plane: tuple = ()  # channels of 2-D (time, frequency) layers before the 1-D ones (model.PlaneEncoder)
     members: int = 1  # encoders trained side by side as one ensemble network (model.Members)
     seeds: int = 99  # at most this many seeds in `cv` (screened variants: 1; the reference: 30 min per run)
 
@@ -52,13 +53,18 @@ class Config:
 
 # Chosen on fold 0, seed 0 (see models/README.md, "How the configuration was chosen").
 _EDGE = dict(width=128, crop=157, batch=16, lr=3e-3, epochs=60, dropout=0.0, depth=5)
+_PLANE = (16, 32, 48)  # channels of the 2-D layers (model.PlaneEncoder)
 CONFIGS = {
-    # shipped (edge-v2): three encoders trained side by side, per-window proxy targets
-    "edge": Config(arch="edge", mid_weight=0.3, members=3, mid_targets="window", **_EDGE),
-    # edge-v1: one encoder, clip-level proxy targets
+    # shipped (edge-v3): three 2-D layers over (time, frequency), then two dilated 1-D layers over time
+    "edge": Config(arch="edge", mid_weight=0.3, plane=_PLANE, **_EDGE),
+    # the same encoder, emotions without the bottleneck: what the explanation costs
+    "direct": Config(arch="direct", plane=_PLANE, **_EDGE),
+    # edge-v2: three 1-D encoders (bands as channels) trained side by side, per-window proxy targets
+    "edge-v2": Config(arch="edge", mid_weight=0.3, members=3, mid_targets="window", **_EDGE),
+    # edge-v1: one 1-D encoder, clip-level proxy targets
     "edge-x1": Config(arch="edge", mid_weight=0.3, **_EDGE),
     "edge-mid1": Config(arch="edge", mid_weight=1.0, **_EDGE),
-    "direct": Config(arch="direct", **_EDGE),
+    "direct-1d": Config(arch="direct", **_EDGE),
     # variants measured on the way (models/README.md, "How the configuration was chosen")
     "edge-x3": Config(arch="edge", mid_weight=0.3, members=3, **_EDGE),
     "edge-win": Config(arch="edge", mid_weight=0.3, mid_targets="window", seeds=1, **_EDGE),
@@ -134,7 +140,11 @@ def build(cfg: Config, n_bands: int, mean: np.ndarray, std: np.ndarray) -> nn.Mo
     else:
         w = cfg.width
         extra = {"members": cfg.members} if cfg.members > 1 else {}
-        model = ARCHS[cfg.arch](n_bands, channels=(w,) * cfg.depth, dilations=tuple(2**i for i in range(cfg.depth)),
+        depth = cfg.depth
+        if cfg.plane:
+            extra.update(plane=True, planes=cfg.plane)
+            depth -= len(cfg.plane)
+        model = ARCHS[cfg.arch](n_bands, channels=(w,) * depth, dilations=tuple(2**i for i in range(cfg.depth)),
                                 emb=w, dropout=cfg.dropout, **extra)
     norm = model.encoder.norm if hasattr(model, "encoder") else model.norm
     norm.mean.copy_(torch.tensor(mean, dtype=torch.float32))
