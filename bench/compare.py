@@ -5,7 +5,7 @@ Inputs: the streaming hop (1 x (31 + 62) x 149 frames, what earshotd runs per
 1 s hop) and the whole window (1 x 313 x 149). One thread everywhere
 (onnxruntime intra/inter op threads = 1, torch.set_num_threads(1)), median of
 repeated runs after warm-up. PyTorch runs the same graph: the ONNX file's
-initialisers put into torch ops (conv1d with the file's dilations), checked
+initialisers put into torch ops (convolutions with the file's strides, pads and dilations), checked
 against onnxruntime before timing.
 
 Prints JSON (milliseconds) on stdout; bench/run.sh puts it in its table.
@@ -56,6 +56,7 @@ class TorchFromOnnx:
         from onnx import numpy_helper
 
         self.torch = torch
+        self.numpy_helper = numpy_helper
         g = onnx.load(str(path)).graph
         self.inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in g.initializer}
         self.nodes = []
@@ -67,6 +68,7 @@ class TorchFromOnnx:
     def __call__(self, x):
         torch = self.torch
         F = torch.nn.functional
+        numpy_helper = self.numpy_helper
         env = dict(self.inits)
         env["spectrogram"] = x
         for op, ins, outs, a in self.nodes:
@@ -75,12 +77,30 @@ class TorchFromOnnx:
                 r = v[0] - v[1]
             elif op == "Div":
                 r = v[0] / v[1]
+            elif op == "Constant":
+                r = torch.from_numpy(numpy_helper.to_array(a["value"]).copy())
             elif op == "Transpose":
                 r = v[0].permute(*a["perm"])
+            elif op == "Unsqueeze":
+                r = v[0].unsqueeze(int(v[1].reshape(-1)[0]))
+            elif op == "Conv" and v[1].dim() == 4:
+                pads = a.get("pads", [0, 0, 0, 0])
+                r = F.conv2d(v[0], v[1], v[2] if len(v) > 2 else None, stride=a.get("strides", [1, 1]),
+                             padding=(pads[0], pads[1]), dilation=a.get("dilations", [1, 1]))
             elif op == "Conv":
                 r = F.conv1d(v[0], v[1], v[2] if len(v) > 2 else None, dilation=a.get("dilations", [1])[0])
+            elif op == "MaxPool":
+                r = F.max_pool2d(v[0], a["kernel_shape"], a.get("strides", a["kernel_shape"]))
             elif op == "Relu":
                 r = torch.relu(v[0])
+            elif op == "Shape":
+                r = torch.tensor(v[0].shape, dtype=torch.int64)
+            elif op == "Slice":  # of a shape: [starts, ends) on axis 0
+                r = v[0][int(v[1][0]):int(v[2][0])]
+            elif op == "Concat":
+                r = torch.cat(v, dim=a["axis"])
+            elif op == "Reshape":
+                r = v[0].reshape(tuple(int(d) for d in v[1]))
             elif op == "ReduceMean":
                 r = v[0].mean(dim=a["axes"], keepdim=bool(a.get("keepdims", 1)))
                 if r.dim() == 3 and r.shape[1] == 1:

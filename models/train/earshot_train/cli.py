@@ -115,8 +115,8 @@ def cmd_cv(args) -> None:
 
 
 # what `all` trains: every row of the model card (in this order: the shipped model's runs first)
-CV_MODELS = ["edge", "direct", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "edge-x3", "edge-win", "edge-aug",
-             "edge-w192", "edge-aux", "reference"]
+CV_MODELS = ["edge", "direct", "edge-mid1-2d", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "edge-x3", "edge-win",
+             "edge-aug", "edge-w192", "edge-aux", "reference"]
 # variants compared run by run with edge-x1; their configs are in train.CONFIGS
 SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge"]
 

@@ -123,7 +123,8 @@ def describe(edge: nn.Module) -> str:
                 f"{sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1} dilated 1-D over time and a 1x1 to "
                 f"{one.emb} channels")
     else:
-        text = f"{sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1} dilated 1-D convolutions over time (bands as channels)"
+        n = sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1
+        text = f"{n} dilated 1-D convolutions over time (bands as channels)"
     if members > 1:
         text = f"{members} encoders side by side, embeddings concatenated, each: {text}"
     return f"edge: {text}; mean over time; 7-unit linear bottleneck; 7 -> 8 linear"

@@ -87,7 +87,10 @@ def load_results(arch: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.exists() else []
 
 
-def cv_table(data: Path, archs=("edge", "direct", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "reference")) -> str:
+CV_ROWS = ("edge", "direct", "edge-mid1-2d", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "reference")
+
+
+def cv_table(data: Path, archs=CV_ROWS) -> str:
     ids, y = D.ratings(data)
     emo = dict(zip(ids, y))
     prox = read_table(D.TRAIN_DIR / "proxies.csv")
