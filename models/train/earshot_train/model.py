@@ -25,6 +25,16 @@ class BandNorm(nn.Module):
         return (x - self.mean) / self.std
 
 
+def dilated(c_in: int, channels, dilations, emb: int, dropout: float) -> nn.Sequential:
+    """Unpadded dilated convolutions over time (kernel 3), then a 1x1 to `emb` channels."""
+    layers = []
+    for c, d in zip(channels, dilations):
+        layers += [nn.Conv1d(c_in, c, 3, dilation=d, bias=False), nn.BatchNorm1d(c), nn.ReLU(), nn.Dropout(dropout)]
+        c_in = c
+    layers += [nn.Conv1d(c_in, emb, 1, bias=False), nn.BatchNorm1d(emb), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
 class TimeEncoder(nn.Module):
     """Dilated 1-D convolutions over time, frequency bands as channels, no time padding.
 
@@ -37,13 +47,7 @@ class TimeEncoder(nn.Module):
                  emb: int = 128, dropout: float = 0.1):
         super().__init__()
         self.norm = BandNorm(n_bands)
-        layers, c_in = [], n_bands
-        for c, d in zip(channels, dilations):
-            layers += [nn.Conv1d(c_in, c, 3, dilation=d, bias=False), nn.BatchNorm1d(c), nn.ReLU(),
-                       nn.Dropout(dropout)]
-            c_in = c
-        layers += [nn.Conv1d(c_in, emb, 1, bias=False), nn.BatchNorm1d(emb), nn.ReLU()]
-        self.convs = nn.Sequential(*layers)
+        self.convs = dilated(n_bands, channels, dilations, emb, dropout)
         self.receptive_field = 1 + 2 * sum(dilations)
         self.emb = emb
 
@@ -73,16 +77,8 @@ class PlaneEncoder(nn.Module):
             nn.Conv2d(p2, p3, 3, padding=(0, 1), dilation=(d[2], 1), bias=False), nn.BatchNorm2d(p3), nn.ReLU(),
             nn.MaxPool2d((1, 3)),
         )
-        f = n_bands
-        f = (f - 1) // 2 + 1
-        f = (f // 3) // 3
-        layers, c_in = [], p3 * f
-        for c, dil in zip(channels, d[3:]):
-            layers += [nn.Conv1d(c_in, c, 3, dilation=dil, bias=False), nn.BatchNorm1d(c), nn.ReLU(),
-                       nn.Dropout(dropout)]
-            c_in = c
-        layers += [nn.Conv1d(c_in, emb, 1, bias=False), nn.BatchNorm1d(emb), nn.ReLU()]
-        self.convs = nn.Sequential(*layers)
+        f = ((n_bands - 1) // 2 + 1) // 3 // 3  # bands left after the stride and both pools
+        self.convs = dilated(p3 * f, channels, d[3:], emb, dropout)
         self.receptive_field = 1 + 2 * sum(d)
         self.emb = emb
 
