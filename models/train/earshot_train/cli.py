@@ -115,9 +115,10 @@ def cmd_cv(args) -> None:
 
 
 # what `all` trains: every row of the model card (in this order: the shipped model's runs first)
-CV_MODELS = ["edge", "direct", "edge-mid1-2d", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "edge-x3", "edge-win",
-             "edge-aug", "edge-w192", "edge-aux", "reference"]
+CV_MODELS = ["edge", "direct", "edge-mid1-2d", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1", "direct-1d",
+             "edge-x3", "edge-win", "edge-aug", "edge-w192", "edge-aux", "reference"]
 # variants compared run by run with edge-x1; their configs are in train.CONFIGS
+SCREENED_2D = ["edge-mid1-2d", "edge-win-2d"]  # variants of edge-v3, compared with it
 SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge"]
 
 
@@ -130,6 +131,8 @@ def cmd_report(args) -> None:
                                                "edge-mid1", "direct-1d"])
     text += "\n\nVariants against edge-x1 (edge-v1) on the same folds and seeds (difference: mean +- standard error):\n\n"
     text += report.screening_table(args.data, "edge-x1", SCREENED)
+    text += "\n\nVariants of edge-v3 against edge on the same folds and seeds:\n\n"
+    text += report.screening_table(args.data, "edge", SCREENED_2D)
     (D.TRAIN_DIR / "results" / "cv.md").write_text(text + "\n")
     print(text)
 

@@ -60,6 +60,7 @@ CONFIGS = {
     # the same encoder, emotions without the bottleneck: what the explanation costs
     "direct": Config(arch="direct", plane=_PLANE, **_EDGE),
     "edge-mid1-2d": Config(arch="edge", mid_weight=1.0, plane=_PLANE, seeds=1, **_EDGE),
+    "edge-win-2d": Config(arch="edge", mid_weight=0.3, plane=_PLANE, mid_targets="window", seeds=1, **_EDGE),
     # edge-v2: three 1-D encoders (bands as channels) trained side by side, per-window proxy targets
     "edge-v2": Config(arch="edge", mid_weight=0.3, members=3, mid_targets="window", **_EDGE),
     # edge-v1: one 1-D encoder, clip-level proxy targets
