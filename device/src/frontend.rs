@@ -311,13 +311,12 @@ mod tests {
     #[test]
     fn model_output_is_insensitive_to_the_float32_fft() {
         use crate::config::Precision;
-        use crate::model::{dir_source, Model};
+        use crate::model::{dir_source, shipped_dir, Model};
         let pcm = testdata("frontend_pcm.f32");
         let want = testdata("frontend_spec.f32");
         let got = spectrogram(&pcm);
         let frames = want.len() / N_BANDS;
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3");
-        let model = Model::load(&dir_source(dir), Precision::F32).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::F32).unwrap();
         let mut runner = model.window(frames).unwrap();
         let a = runner.run(&got).unwrap().mid_level;
         let b = runner.run(&want).unwrap().mid_level;

@@ -898,13 +898,15 @@ pub fn dir_source(dir: impl AsRef<Path>) -> ModelSource {
     ModelSource::Dir(dir.as_ref().to_path_buf())
 }
 
+/// The shipped model's directory in this repository (unit tests of every module).
+#[cfg(test)]
+pub(crate) fn shipped_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn model_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3")
-    }
 
     fn testdata_f32(name: &str) -> Vec<f32> {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -942,7 +944,7 @@ mod tests {
     /// FRONTEND.md: the Rust model run matches model_output.json within 1e-4 (f32).
     #[test]
     fn f32_matches_golden_output() {
-        let model = Model::load(&dir_source(model_dir()), Precision::F32).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::F32).unwrap();
         let input = testdata_f32("model_input.f32");
         let frames = input.len() / frontend::N_BANDS;
         let out = model.window(frames).unwrap().run(&input).unwrap();
@@ -963,7 +965,7 @@ mod tests {
     /// rounding may differ by one step in places, so 1e-2.
     #[test]
     fn int8_matches_golden_output_loosely() {
-        let model = Model::load(&dir_source(model_dir()), Precision::Int8).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::Int8).unwrap();
         let input = testdata_f32("model_input.f32");
         let out = model
             .window(input.len() / frontend::N_BANDS)
@@ -983,7 +985,7 @@ mod tests {
     /// The streaming runner, fed column by column, gives the whole window's values.
     #[test]
     fn streaming_equals_full_window() {
-        let model = Model::load(&dir_source(model_dir()), Precision::F32).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::F32).unwrap();
         let input = testdata_f32("model_input.f32");
         let frames = input.len() / frontend::N_BANDS;
         let full = model.window(frames).unwrap().run(&input).unwrap();
@@ -1019,7 +1021,7 @@ mod tests {
     /// Reuse: a pulse costs a fraction of a whole window.
     #[test]
     fn pulse_costs_less_than_recomputing() {
-        let model = Model::load(&dir_source(model_dir()), Precision::F32).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::F32).unwrap();
         let pulse = model.macs_per_pulse(31).unwrap();
         let hop_plus_context = model.macs(31 + 62).unwrap();
         let window = model.macs(313).unwrap();
@@ -1031,9 +1033,9 @@ mod tests {
 
     #[test]
     fn int8_plan_has_int8_matmul_kernels() {
-        let model = Model::load(&dir_source(model_dir()), Precision::Int8).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::Int8).unwrap();
         let kernels = model.matmul_kernels(93).unwrap();
-        let f32_kernels = Model::load(&dir_source(model_dir()), Precision::F32)
+        let f32_kernels = Model::load(&dir_source(shipped_dir()), Precision::F32)
             .unwrap()
             .matmul_kernels(93)
             .unwrap();
@@ -1055,7 +1057,7 @@ mod tests {
 
     #[test]
     fn macs_are_counted() {
-        let model = Model::load(&dir_source(model_dir()), Precision::F32).unwrap();
+        let model = Model::load(&dir_source(shipped_dir()), Precision::F32).unwrap();
         let window = model.macs(313).unwrap();
         let hop = model.macs(93).unwrap();
         // cost grows with the frames: 313 frames cost over 3x what 93 do

@@ -314,11 +314,10 @@ impl Core {
 mod tests {
     use super::*;
     use crate::config::Precision;
-    use crate::model::{dir_source, Model};
+    use crate::model::{dir_source, shipped_dir, Model};
 
     fn model() -> Model {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3");
-        Model::load(&dir_source(dir), Precision::F32).unwrap()
+        Model::load(&dir_source(shipped_dir()), Precision::F32).unwrap()
     }
 
     fn tone(seconds: f32, amp: f32) -> Vec<f32> {

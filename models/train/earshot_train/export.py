@@ -117,13 +117,12 @@ def describe(edge: nn.Module) -> str:
     enc = edge.encoder
     members = getattr(edge, "members", 1)
     one = enc if members == 1 else enc.members[0]
+    n = sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1  # the last is the 1x1
     if isinstance(one, PlaneEncoder):
-        convs = [m for m in one.planes if isinstance(m, nn.Conv2d)]
-        text = (f"{len(convs)} 2-D convolutions over (time, frequency) unpadded in time, then "
-                f"{sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1} dilated 1-D over time and a 1x1 to "
-                f"{one.emb} channels")
+        planes = sum(isinstance(m, nn.Conv2d) for m in one.planes)
+        text = (f"{planes} 2-D convolutions over (time, frequency) unpadded in time, then "
+                f"{n} dilated 1-D over time and a 1x1 to {one.emb} channels")
     else:
-        n = sum(isinstance(m, nn.Conv1d) for m in one.convs) - 1
         text = f"{n} dilated 1-D convolutions over time (bands as channels)"
     if members > 1:
         text = f"{members} encoders side by side, embeddings concatenated, each: {text}"
