@@ -117,7 +117,7 @@ class TorchFromOnnx:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "edge-v3")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "edge-v4")
     ap.add_argument("--hop-frames", type=int, default=31)
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()

@@ -1,11 +1,11 @@
-//! Embeds models/edge-v3 when it is present (cfg `earshot_embedded_model`),
+//! Embeds models/edge-v4 when it is present (cfg `earshot_embedded_model`),
 //! so that `earshotd` runs from anywhere with zero configuration.
 
 use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(earshot_embedded_model)");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v4");
     let files = ["metadata.json", "model.onnx", "model.int8.onnx"];
     for f in files {
         println!("cargo::rerun-if-changed={}", dir.join(f).display());
@@ -15,7 +15,7 @@ fn main() {
         println!("cargo::rustc-cfg=earshot_embedded_model");
     } else {
         println!(
-            "cargo::warning=models/edge-v3 is incomplete: earshotd is built without a built-in model (use --model DIR)"
+            "cargo::warning=models/edge-v4 is incomplete: earshotd is built without a built-in model (use --model DIR)"
         );
     }
 }

@@ -17,8 +17,8 @@ use earshot_device::model::{dir_source, Model};
 const HOP_FRAMES: usize = 31;
 
 fn model(p: Precision) -> Model {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3");
-    Model::load(&dir_source(dir), p).expect("models/edge-v3 loads")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v4");
+    Model::load(&dir_source(dir), p).expect("models/edge-v4 loads")
 }
 
 /// A deterministic, music-like signal.

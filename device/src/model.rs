@@ -46,7 +46,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error(
-        "this earshotd was built without models/edge-v3, so it has no built-in model; \
+        "this earshotd was built without models/edge-v4, so it has no built-in model; \
          pass --model DIR (a directory with metadata.json, model.onnx, model.int8.onnx)"
     )]
     NotBuiltIn,
@@ -134,7 +134,7 @@ pub struct FileMeta {
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// `models/edge-v3`, compiled into the binary.
+    /// `models/edge-v4`, compiled into the binary.
     BuiltIn,
     Dir(PathBuf),
 }
@@ -143,15 +143,15 @@ pub enum ModelSource {
 mod embedded {
     pub const METADATA: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v3/metadata.json"
+        "/../models/edge-v4/metadata.json"
     ));
     pub const F32: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v3/model.onnx"
+        "/../models/edge-v4/model.onnx"
     ));
     pub const INT8: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v3/model.int8.onnx"
+        "/../models/edge-v4/model.int8.onnx"
     ));
 }
 
@@ -901,7 +901,7 @@ pub fn dir_source(dir: impl AsRef<Path>) -> ModelSource {
 /// The shipped model's directory in this repository (unit tests of every module).
 #[cfg(test)]
 pub(crate) fn shipped_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v3")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v4")
 }
 
 #[cfg(test)]
@@ -1039,7 +1039,7 @@ mod tests {
             .unwrap()
             .matmul_kernels(93)
             .unwrap();
-        // six convolutions per encoder (edge-v3: three 2-D, two 1-D, one 1x1)
+        // six convolutions per encoder (edge-v3 and edge-v4: three 2-D, two 1-D, one 1x1)
         assert_eq!(kernels.len(), f32_kernels.len(), "{kernels:?}");
         assert!(!kernels.is_empty() && kernels.len() % 6 == 0, "{kernels:?}");
         // the convolutions run int8 kernels (i8 x i8 -> i32): at least five

@@ -62,7 +62,7 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
         },
     );
     assert!(
-        after.contains("model edge-v3"),
+        after.contains("model edge-v4"),
         "header names the model:\n{after}"
     );
 

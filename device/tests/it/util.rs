@@ -21,7 +21,7 @@ pub fn repo() -> PathBuf {
 
 /// The shipped model directory.
 pub fn model_dir() -> PathBuf {
-    repo().join("models/edge-v3")
+    repo().join("models/edge-v4")
 }
 
 /// `../shared/data` beside the repository, as in CI; fails loudly if absent.

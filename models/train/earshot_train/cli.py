@@ -32,7 +32,7 @@ def cmd_cache(args) -> None:
     print(f"{len(specs)} spectrograms cached in {D.CACHE_DIR}")
 
 
-MODEL_ID = "edge-v3"
+MODEL_ID = "edge-v4"
 
 
 def cmd_export(args) -> None:
@@ -82,7 +82,8 @@ def cmd_export(args) -> None:
         raise SystemExit(f"ONNX export differs from torch by {checks['onnx_vs_torch_max_abs']}")
     mid_means = np.mean([mid[i] for i in ids], axis=0)
     meta = X.metadata(model, MODEL_ID, out, mid_means, {
-        "training": {"clips": len(ids), "seed": 0, "config": T.asdict(cfg), "data": "Soundtracks Set 1 (360 clips)"},
+        "training": {"clips": len(ids), "seed": 0, "config": T.asdict(cfg), "proxies": T.PROXIES_VERSION,
+                     "data": "Soundtracks Set 1 (360 clips)"},
         "checks": checks,
     })
     (out / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -115,11 +116,12 @@ def cmd_cv(args) -> None:
 
 
 # what `all` trains: every row of the model card (in this order: the shipped model's runs first)
-CV_MODELS = ["edge", "direct", "edge-mid1-2d", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1", "direct-1d",
-             "edge-x3", "edge-win", "edge-aug", "edge-w192", "edge-aux", "reference"]
-# variants compared run by run with edge-x1; their configs are in train.CONFIGS
-SCREENED_2D = ["edge-mid1-2d", "edge-win-2d"]  # variants of edge-v3, compared with it
-SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge"]
+CV_MODELS = ["edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1",
+             "direct-1d", "edge-x3", "edge-win", "edge-aug", "edge-w192", "edge-aux", "reference"]
+# variants compared run by run with a base (configs in train.CONFIGS; *-v1 and edge-v3: proxies version 1)
+SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge-v3", "edge"]  # vs edge-x1
+SCREENED_V3 = ["edge-mid1-2d-v1", "edge-win-2d"]  # vs edge-v3
+SCREENED_V4 = ["edge-mid1-2d", "edge-mid10", "edge-v3"]  # vs edge (edge-v4)
 
 
 def cmd_report(args) -> None:
@@ -127,12 +129,15 @@ def cmd_report(args) -> None:
 
     text = report.cv_table(args.data)
     text += "\n\nSeeds of one fold averaged (an ensemble; the shipped model is one network):\n\n"
-    text += report.seed_ensembles(args.data, ["edge", "direct", "edge-v2", "edge-x3", "edge-x1",
+    text += report.seed_ensembles(args.data, ["edge", "direct", "edge-v3", "edge-v2", "edge-x3", "edge-x1",
                                                "edge-mid1", "direct-1d"])
     text += "\n\nVariants against edge-x1 (edge-v1) on the same folds and seeds (difference: mean +- standard error):\n\n"
     text += report.screening_table(args.data, "edge-x1", SCREENED)
-    text += "\n\nVariants of edge-v3 against edge on the same folds and seeds:\n\n"
-    text += report.screening_table(args.data, "edge", SCREENED_2D)
+    text += "\n\nVariants of edge-v3 against it on the same folds and seeds (proxies version 1):\n\n"
+    text += report.screening_table(args.data, "edge-v3", SCREENED_V3)
+    text += "\n\nVariants of edge (edge-v4) against it on the same folds and seeds (mid-level r: each against "
+    text += "the proxies it was trained on):\n\n"
+    text += report.screening_table(args.data, "edge", SCREENED_V4)
     (D.TRAIN_DIR / "results" / "cv.md").write_text(text + "\n")
     print(text)
 

@@ -30,21 +30,31 @@ MID_LEVEL = [
     "minorness",
 ]
 
+# Recorded with every training run. Version 1 (up to git 06d6453) had rhythm_complexity =
+# ioi_cv + onset_rate - bpm_peak_weight and minorness = minor_minus_major; its targets are kept
+# in results/proxies-v1.csv so the runs trained on them are still scored against them.
+PROXIES_VERSION = 2
+
 # proxy = mean of sign * zscore(descriptor [with the named descriptors regressed out])
 RECIPES = {
     # melody confidence rises with loudness and note density alone; only the rest says "singable line"
     "melodiousness": [(+1, "melody_confidence", ("loudness", "transientness"))],
     "articulation": [(+1, "onset_rate"), (+1, "transientness")],
     "rhythm_stability": [(+1, "danceability"), (+1, "beat_confidence"), (+1, "bpm_peak_weight")],
-    "rhythm_complexity": [(+1, "ioi_cv"), (-1, "bpm_peak_weight"), (+1, "onset_rate")],
+    # off-beat accents of a pulse; a clip with no pulse has "off-beat" onsets by chance, not syncopation
+    "rhythm_complexity": [(+1, "syncopation", ("beat_confidence",))],
     "dissonance": [(+1, "dissonance")],
     "tonal_stability": [(+1, "key_strength"), (-1, "hpcp_entropy")],
-    "minorness": [(+1, "minor_minus_major")],
+    # three estimators of one thing, averaged: key-mode evidence of one clip is noisy
+    "minorness": [(+1, "minor_temperley"), (+1, "minor_local"), (+1, "minor_votes")],
 }
 
 # Krumhansl & Kessler (1982) key profiles, tonic first.
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Temperley (1999), tonic first: the same idea fitted to score statistics, less weight on the tonic.
+TEMPERLEY_MAJOR = np.array([5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0])
+TEMPERLEY_MINOR = np.array([5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0])
 
 DESCRIPTORS = [
     "pitch_salience",
@@ -61,14 +71,87 @@ DESCRIPTORS = [
     "minor_minus_major",
     "loudness",
     "bpm",
+    "minor_temperley",
+    "minor_local",
+    "minor_votes",
+    "syncopation",
 ]
 
 
-def _key_correlations(hpcp: np.ndarray) -> tuple[float, float]:
+def _key_correlations(hpcp: np.ndarray, major=KK_MAJOR, minor=KK_MINOR) -> tuple[float, float]:
     """Best correlation of a 12-bin chroma (A-based, as essentia) with any major / minor key."""
-    best_major = max(np.corrcoef(hpcp, np.roll(KK_MAJOR, k))[0, 1] for k in range(12))
-    best_minor = max(np.corrcoef(hpcp, np.roll(KK_MINOR, k))[0, 1] for k in range(12))
+    best_major = max(np.corrcoef(hpcp, np.roll(major, k))[0, 1] for k in range(12))
+    best_minor = max(np.corrcoef(hpcp, np.roll(minor, k))[0, 1] for k in range(12))
     return float(best_major), float(best_minor)
+
+
+def _mode_evidence(audio) -> dict[str, float]:
+    """Minor-over-major evidence three ways, from a chroma finer than describe_audio's (36 bins,
+    8 harmonics, 4096-sample frames): Temperley profiles on the whole clip, Krumhansl-Kessler
+    profiles per 3 s segment (film music modulates), and essentia's Key over five profiles."""
+    import essentia.standard as es
+
+    sr = 22050
+    window, spectrum, rms = es.Windowing(type="blackmanharris62"), es.Spectrum(), es.RMS()
+    peaks = es.SpectralPeaks(orderBy="magnitude", minFrequency=40, maxFrequency=5000,
+                             maxPeaks=100, sampleRate=sr, magnitudeThreshold=1e-5)
+    hpcp_alg = es.HPCP(size=36, sampleRate=sr, referenceFrequency=440, harmonics=8, bandPreset=True,
+                       weightType="cosine", nonLinear=True, normalized="unitMax")
+    chroma, level = [], []
+    for frame in es.FrameGenerator(audio, frameSize=4096, hopSize=2048, startFromZero=True):
+        freqs, mags = peaks(spectrum(window(frame)))
+        lv = rms(frame)
+        if lv < 1e-3 or len(freqs) < 2:  # silence says nothing about mode
+            continue
+        # bin 3k is pitch class k (A-based), bins 3k +- 1 its neighbours
+        chroma.append(np.roll(hpcp_alg(freqs, mags), 1).reshape(12, 3).sum(1))
+        level.append(lv)
+    if not chroma:
+        return {"minor_temperley": 0.0, "minor_local": 0.0, "minor_votes": 0.0}
+    chroma, level = np.array(chroma), np.array(level)
+    mean = (chroma * level[:, None]).sum(0) / level.sum()
+    major, minor = _key_correlations(mean, TEMPERLEY_MAJOR, TEMPERLEY_MINOR)
+    seg = int(3 * sr / 2048)
+    local, weight = [], []
+    for k in range(0, len(chroma), seg):
+        c = (chroma[k:k + seg] * level[k:k + seg, None]).sum(0)
+        if c.std() > 0:
+            ma, mi = _key_correlations(c)
+            local.append(mi - ma)
+            weight.append(level[k:k + seg].sum())
+    votes = []
+    for profile in ["temperley", "krumhansl", "edma", "bgate", "shaath"]:
+        _, scale, strength, _ = es.Key(profileType=profile, pcpSize=12)(mean.astype(np.float32))
+        votes.append(strength if scale == "minor" else -strength)
+    return {
+        "minor_temperley": minor - major,
+        "minor_local": float(np.average(local, weights=weight)) if local else 0.0,
+        "minor_votes": float(np.mean(votes)),
+    }
+
+
+def _syncopation(audio44, ticks) -> float:
+    """Onset strength on the 16th-note off-beats over that on the beats (beat times from the
+    tracker). Above 1: accents fall between beats."""
+    import essentia.standard as es
+
+    if len(ticks) < 5:
+        return 0.0
+    hop, fps = 512, 44100 / 512
+    window, fft, polar = es.Windowing(type="hann"), es.FFT(), es.CartesianToPolar()
+    detect = es.OnsetDetection(method="complex")
+    env = np.array([detect(*polar(fft(window(f))))
+                    for f in es.FrameGenerator(audio44, frameSize=1024, hopSize=hop, startFromZero=True)])
+    ticks = np.asarray(ticks)
+    ibi = float(np.median(np.diff(ticks)))
+    reach = int(0.03 * fps) + 1  # beat times are +- 30 ms off
+
+    def strength(times):
+        idx = np.clip((times * fps).astype(int), 0, len(env) - 1)
+        return np.mean([env[max(0, i - reach): i + reach + 1].max() for i in idx])
+
+    off = np.concatenate([ticks[:-1] + ibi / 4, ticks[:-1] + 3 * ibi / 4])
+    return float(strength(off) / (strength(ticks) + 1e-9))
 
 
 def load(path: str | Path):
@@ -153,6 +236,8 @@ def describe_audio(audio) -> dict[str, float]:
         "minor_minus_major": minor - major,
         "loudness": float(20 * np.log10(max(np.sqrt(np.mean(rmss**2)), 1e-9))),
         "bpm": float(bpm),
+        **_mode_evidence(audio),
+        "syncopation": _syncopation(audio44, ticks),
     }
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from . import data as D
-from .proxies import MID_LEVEL, read_table
+from .proxies import MID_LEVEL, PROXIES_VERSION, read_table
 
 PAPER = {
     "A2E direct (paper, one split)": [.81, .79, .84, .82, .81, .66, .60, .75],
@@ -77,6 +78,22 @@ def sanity(data: Path) -> str:
     return "\n".join(lines)
 
 
+@lru_cache
+def _proxies(version: int) -> dict[int, dict[str, float]]:
+    return read_table(D.TRAIN_DIR / ("proxies.csv" if version == PROXIES_VERSION else f"results/proxies-v{version}.csv"))
+
+
+def proxy_version(r: dict) -> int:
+    """The proxy recipes a run was trained on (runs before version 2 did not record it)."""
+    return r.get("proxies", 1)
+
+
+def mid_r(r: dict) -> np.ndarray:
+    """Per-feature r of one run's mid-level outputs against the proxies it was trained on."""
+    table = _proxies(proxy_version(r))
+    return pearson(np.array(r["mid_level"]), np.array([[table[i][m] for m in MID_LEVEL] for i in r["ids"]]))
+
+
 def avg_r(r: dict, emo: dict, key: str = "emotions") -> float:
     """Average over emotions of one run's Pearson r on its held-out clips."""
     return pearson(np.array(r[key]), np.stack([emo[i] for i in r["ids"]])).mean()
@@ -87,13 +104,14 @@ def load_results(arch: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.exists() else []
 
 
-CV_ROWS = ("edge", "direct", "edge-mid1-2d", "edge-v2", "edge-x1", "edge-mid1", "direct-1d", "reference")
+# results/edge-v3 and results/*-v1: runs on proxies version 1 that no current config reproduces
+CV_ROWS = ("edge", "direct", "edge-mid1-2d", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1", "edge-mid1",
+           "direct-1d", "reference")
 
 
 def cv_table(data: Path, archs=CV_ROWS) -> str:
     ids, y = D.ratings(data)
     emo = dict(zip(ids, y))
-    prox = read_table(D.TRAIN_DIR / "proxies.csv")
     rows = ["| model | runs | " + " | ".join(D.EMOTIONS) + " | avg | mid-level r vs proxies |", "|---" * 12 + "|"]
     mid_rows = []
     for arch in archs:
@@ -106,15 +124,15 @@ def cv_table(data: Path, archs=CV_ROWS) -> str:
                 continue
             rs = np.array(rs)
             avg = rs.mean(1)
-            mids = [pearson(np.array(r["mid_level"]), np.array([[prox[i][m] for m in MID_LEVEL] for i in r["ids"]]))
-                    for r in res if r.get("mid_level")] if not variant else []
-            mid_txt = f"{np.mean(mids):.3f} +- {np.std([m.mean() for m in mids]):.3f}" if mids else ""
+            mids = [mid_r(r) for r in res if r.get("mid_level")] if not variant else []
+            version = f" (proxies v{proxy_version(res[0])})" if proxy_version(res[0]) != PROXIES_VERSION else ""
+            mid_txt = f"{np.mean(mids):.3f} +- {np.std([m.mean() for m in mids]):.3f}{version}" if mids else ""
             rows.append(f"| {arch}{variant} | {len(rs)} | " + " | ".join(
                 f"{m:.2f}+-{s:.2f}" for m, s in zip(rs.mean(0), rs.std(0))) +
                 f" | **{avg.mean():.3f} +- {avg.std():.3f}** | {mid_txt} |")
             if mids:
                 mids = np.array(mids)
-                mid_rows.append(f"| {arch} | " + " | ".join(f"{m:.2f}" for m in mids.mean(0)) +
+                mid_rows.append(f"| {arch} | v{proxy_version(res[0])} | " + " | ".join(f"{m:.2f}" for m in mids.mean(0)) +
                                 f" | {mids.mean():.3f} |")
     for name, r in PAPER.items():
         rows.append(f"| {name} | | " + " | ".join(f"{v:.2f}" for v in r) + f" | {np.mean(r):.3f} | |")
@@ -137,8 +155,9 @@ def cv_table(data: Path, archs=CV_ROWS) -> str:
                 f"{np.mean([avg_r(r, emo) for r in res]):.3f}; edge on the same fold(s): {np.mean(same):.3f} "
                 f"over {len(same)} runs")
     if mid_rows:
-        out += ("\n\nMid-level outputs against their proxy targets on held-out clips (Pearson r, mean over runs):\n\n"
-                "| model | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 9 + "|\n" + "\n".join(mid_rows))
+        out += ("\n\nMid-level outputs against the proxy targets they were trained on, held-out clips "
+                f"(Pearson r, mean over runs; current proxies: v{PROXIES_VERSION}):\n\n"
+                "| model | proxies | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 10 + "|\n" + "\n".join(mid_rows))
     return out
 
 
@@ -146,13 +165,10 @@ def screening_table(data: Path, base: str, archs) -> str:
     """Variants tried with fewer runs, each against `base` on the same (fold, seed) runs."""
     ids, y = D.ratings(data)
     emo = dict(zip(ids, y))
-    prox = read_table(D.TRAIN_DIR / "proxies.csv")
     base_runs = {(r["fold"], r["seed"]): r for r in load_results(base)}
 
     def scores(r):
-        e = avg_r(r, emo)
-        m = pearson(np.array(r["mid_level"]), np.array([[prox[i][k] for k in MID_LEVEL] for i in r["ids"]]))
-        return e, m.mean()
+        return avg_r(r, emo), mid_r(r).mean()
 
     lines = [f"| variant | runs | avg r | {base} on the same runs | difference | mid-level r | {base} mid-level r |",
              "|---" * 7 + "|"]

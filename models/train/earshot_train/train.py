@@ -18,7 +18,7 @@ from torch import nn
 
 from . import data as D
 from .model import ARCHS
-from .proxies import WINDOW_HOP  # start frames of the per-window proxy targets
+from .proxies import PROXIES_VERSION, WINDOW_HOP
 
 RESULTS_DIR = D.TRAIN_DIR / "results"
 WINDOW = 313  # 10 s of frames, the paper's training crop and the daemon's window
@@ -55,11 +55,14 @@ class Config:
 _EDGE = dict(width=128, crop=157, batch=16, lr=3e-3, epochs=60, dropout=0.0, depth=5)
 _PLANE = (16, 32, 48)  # channels of the 2-D layers (model.PlaneEncoder)
 CONFIGS = {
-    # shipped (edge-v3): three 2-D layers over (time, frequency), then two dilated 1-D layers over time
+    # shipped (edge-v4; edge-v3 was the same on proxies version 1): three 2-D layers over
+    # (time, frequency), then two dilated 1-D layers over time
     "edge": Config(arch="edge", mid_weight=0.3, plane=_PLANE, **_EDGE),
     # the same encoder, emotions without the bottleneck: what the explanation costs
     "direct": Config(arch="direct", plane=_PLANE, **_EDGE),
     "edge-mid1-2d": Config(arch="edge", mid_weight=1.0, plane=_PLANE, seeds=1, **_EDGE),
+    # how far the encoder gets toward the proxies when it hardly tries for the emotions
+    "edge-mid10": Config(arch="edge", mid_weight=10.0, plane=_PLANE, seeds=1, **_EDGE),
     "edge-win-2d": Config(arch="edge", mid_weight=0.3, plane=_PLANE, mid_targets="window", seeds=1, **_EDGE),
     # edge-v2: three 1-D encoders (bands as channels) trained side by side, per-window proxy targets
     "edge-v2": Config(arch="edge", mid_weight=0.3, members=3, mid_targets="window", **_EDGE),
@@ -338,7 +341,7 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
         preds = {i: predict_clip(model, specs[i]) for i in test_ids}
         out.parent.mkdir(parents=True, exist_ok=True)
         result = {
-            "arch": arch, "fold": k, "seed": seed, "config": asdict(cfg),
+            "arch": arch, "fold": k, "seed": seed, "config": asdict(cfg), "proxies": PROXIES_VERSION,
             "train_seconds": round(time.time() - t0, 1),
             "ids": list(test_ids),
             "emotions": [preds[i][1].tolist() for i in test_ids],

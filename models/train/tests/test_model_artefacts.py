@@ -13,7 +13,7 @@ import pytest
 from earshot_train import frontend as F
 
 MODELS = Path(__file__).resolve().parents[2]
-MODEL_DIR = MODELS / "edge-v3"
+MODEL_DIR = MODELS / "edge-v4"
 TESTDATA = MODELS / "testdata"
 MID = ["melodiousness", "articulation", "rhythm_stability", "rhythm_complexity", "dissonance",
        "tonal_stability", "minorness"]
