@@ -3,7 +3,7 @@
 //! The fixture comes from `device/tests/fixtures/soundtracks_reference.py`
 //! (soundfile decode, reference front end, 313-frame windows every 31 frames,
 //! f32 ONNX in onnxruntime, mean over windows). Tolerance: 1e-3 absolute on
-//! the 0..1 scales (measured: < 3e-5 with edge-v3; the float32 FFT and the mp3 decoders
+//! the 0..1 scales (measured: < 4e-5 with edge-v4; the float32 FFT and the mp3 decoders
 //! differ slightly).
 
 use std::time::Duration;
