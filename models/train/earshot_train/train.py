@@ -251,10 +251,11 @@ def dataset(cfg: Config, specs, ids, emo, mid, window=None) -> Dataset:
 
 def load_window_targets(clip_mid: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """Targets of every 5 s window, clip id -> [windows, n]: the 7 proxies (same recipes, quantiles
-    over all windows) and the 13 raw descriptors that vary (each mapped to its quantile over all windows).
+    over all windows) and the 17 raw descriptors that vary (each mapped to its quantile over all windows).
 
-    A 5 s window holds too few beats for the rhythm descriptors: its rhythm proxies agree with
-    the clip's only at r 0.43 / 0.33 (the others at 0.79-0.99), so those two keep the clip target.
+    A 5 s window holds too few beats for the rhythm descriptors: its rhythm proxies (averaged over
+    a clip's windows) agree with the clip's only at r 0.43 / 0.44 (the others at 0.86-0.99), so
+    those two keep the clip target.
     """
     from .proxies import DESCRIPTORS, proxy_table, quantiles, read_windows
 
