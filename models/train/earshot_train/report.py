@@ -80,7 +80,8 @@ def sanity(data: Path) -> str:
 
 @lru_cache
 def _proxies(version: int) -> dict[int, dict[str, float]]:
-    return read_table(D.TRAIN_DIR / ("proxies.csv" if version == PROXIES_VERSION else f"results/proxies-v{version}.csv"))
+    name = "proxies.csv" if version == PROXIES_VERSION else f"results/proxies-v{version}.csv"
+    return read_table(D.TRAIN_DIR / name)
 
 
 def proxy_version(r: dict) -> int:
@@ -105,8 +106,8 @@ def load_results(arch: str) -> list[dict]:
 
 
 # results/edge-v3 and results/*-v1: runs on proxies version 1 that no current config reproduces
-CV_ROWS = ("edge", "direct", "edge-mid1-2d", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1", "edge-mid1",
-           "direct-1d", "reference")
+CV_ROWS = ("edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
+           "edge-mid1", "direct-1d", "reference")
 
 
 def cv_table(data: Path, archs=CV_ROWS) -> str:
@@ -132,8 +133,8 @@ def cv_table(data: Path, archs=CV_ROWS) -> str:
                 f" | **{avg.mean():.3f} +- {avg.std():.3f}** | {mid_txt} |")
             if mids:
                 mids = np.array(mids)
-                mid_rows.append(f"| {arch} | v{proxy_version(res[0])} | " + " | ".join(f"{m:.2f}" for m in mids.mean(0)) +
-                                f" | {mids.mean():.3f} |")
+                mid_rows.append(f"| {arch} | v{proxy_version(res[0])} | " +
+                                " | ".join(f"{m:.2f}" for m in mids.mean(0)) + f" | {mids.mean():.3f} |")
     for name, r in PAPER.items():
         rows.append(f"| {name} | | " + " | ".join(f"{v:.2f}" for v in r) + f" | {np.mean(r):.3f} | |")
     out = "\n".join(rows)
@@ -157,7 +158,8 @@ def cv_table(data: Path, archs=CV_ROWS) -> str:
     if mid_rows:
         out += ("\n\nMid-level outputs against the proxy targets they were trained on, held-out clips "
                 f"(Pearson r, mean over runs; current proxies: v{PROXIES_VERSION}):\n\n"
-                "| model | proxies | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 10 + "|\n" + "\n".join(mid_rows))
+                "| model | proxies | " + " | ".join(MID_LEVEL) + " | avg |\n" + "|---" * 10 + "|\n" +
+                "\n".join(mid_rows))
     return out
 
 
