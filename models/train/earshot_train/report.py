@@ -126,14 +126,15 @@ def cv_table(data: Path, archs=CV_ROWS) -> str:
             rs = np.array(rs)
             avg = rs.mean(1)
             mids = [mid_r(r) for r in res if r.get("mid_level")] if not variant else []
-            version = f" (proxies v{proxy_version(res[0])})" if proxy_version(res[0]) != PROXIES_VERSION else ""
-            mid_txt = f"{np.mean(mids):.3f} +- {np.std([m.mean() for m in mids]):.3f}{version}" if mids else ""
+            version = proxy_version(res[0])
+            mark = f" (proxies v{version})" if version != PROXIES_VERSION else ""
+            mid_txt = f"{np.mean(mids):.3f} +- {np.std([m.mean() for m in mids]):.3f}{mark}" if mids else ""
             rows.append(f"| {arch}{variant} | {len(rs)} | " + " | ".join(
                 f"{m:.2f}+-{s:.2f}" for m, s in zip(rs.mean(0), rs.std(0))) +
                 f" | **{avg.mean():.3f} +- {avg.std():.3f}** | {mid_txt} |")
             if mids:
                 mids = np.array(mids)
-                mid_rows.append(f"| {arch} | v{proxy_version(res[0])} | " +
+                mid_rows.append(f"| {arch} | v{version} | " +
                                 " | ".join(f"{m:.2f}" for m in mids.mean(0)) + f" | {mids.mean():.3f} |")
     for name, r in PAPER.items():
         rows.append(f"| {name} | | " + " | ".join(f"{v:.2f}" for v in r) + f" | {np.mean(r):.3f} | |")
