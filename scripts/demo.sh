@@ -3,7 +3,7 @@
 # signal, and the console showing it. Quit the console with q; the daemon stops too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh >/dev/null
+bash scripts/setup.sh --no-python
 cargo build --quiet -p earshot-device -p earshot-host  # dev profile: dependencies are optimised (Cargo.toml)
 sock="${XDG_RUNTIME_DIR:-/tmp}/earshot-demo-$$.sock"
 ./target/debug/earshotd run --demo --socket "$sock" --log-file /tmp/earshotd-demo.log &

@@ -7,4 +7,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins --quiet
 cargo test --workspace
-python3 -m pytest -q models/train/tests
+.venv/bin/python -m pytest -q models/train/tests
