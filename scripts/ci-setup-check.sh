@@ -9,18 +9,18 @@ cd "$(dirname "$0")/.."
 [ -n "${CI_SETUP_CHECK:-}" ] || { echo "ci-setup-check: removes Debian packages; set CI_SETUP_CHECK=1 to confirm" >&2; exit 1; }
 
 pkgs=(libasound2-dev tmux python3-venv python3.11-venv)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 remove() {
   env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${pkgs[@]}" >/dev/null 2>&1 || true
   for p in libasound2-dev tmux python3-venv; do
-    if dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    if installed "$p"; then
       echo "ci-setup-check: could not remove $p" >&2; exit 1
     fi
   done
 }
 expect_installed() {
   for p in libasound2-dev pkg-config tmux "$@"; do
-    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' ||
-      { echo "ci-setup-check: setup.sh did not install $p ($1)" >&2; exit 1; }
+    installed "$p" || { echo "ci-setup-check: setup.sh did not install $p" >&2; exit 1; }
   done
 }
 

@@ -18,9 +18,11 @@ else
   exit 1
 fi
 
+# dpkg -s alone also succeeds for removed packages whose config files remain.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 need=()
 for pkg in libasound2-dev pkg-config tmux; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  installed "$pkg" || need+=("$pkg")
 done
 if [ "$python" -eq 1 ]; then
   command -v python3 >/dev/null || need+=(python3)
