@@ -249,6 +249,60 @@ pub enum DecodeError {
     Malformed(#[source] serde_json::Error),
 }
 
+/// The one line a client sends, first, to a daemon that requires a token
+/// (`[server] token_file`): `{"v":1,"type":"auth","token":"..."}`.
+/// Daemons without a token never read what clients send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub token: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthWire {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    token: String,
+}
+
+const AUTH_TYPE: &str = "auth";
+
+/// Encodes the auth line, with its `\n`.
+pub fn encode_auth(token: &str) -> String {
+    let wire = AuthWire {
+        v: VERSION,
+        kind: AUTH_TYPE.into(),
+        token: token.to_string(),
+    };
+    let mut line =
+        serde_json::to_string(&wire).expect("a struct of strings and a number always serialises");
+    line.push('\n');
+    line
+}
+
+/// Decodes an auth line (version checked first, as for every message).
+pub fn decode_auth(line: &str) -> Result<Auth, DecodeError> {
+    let probe: VersionProbe = serde_json::from_str(line).map_err(DecodeError::Json)?;
+    match probe.v {
+        None => Err(DecodeError::MissingVersion),
+        Some(VERSION) => {
+            let wire: AuthWire = serde_json::from_str(line).map_err(DecodeError::Malformed)?;
+            if wire.kind != AUTH_TYPE {
+                return Err(DecodeError::Malformed(serde::de::Error::custom(format!(
+                    "expected type \"auth\", got {:?}",
+                    wire.kind
+                ))));
+            }
+            Ok(Auth { token: wire.token })
+        }
+        Some(got) => Err(DecodeError::UnsupportedVersion {
+            got,
+            supported: VERSION,
+        }),
+    }
+}
+
 /// Encodes one message as a single JSON line, without the trailing newline.
 pub fn encode(msg: &Message) -> String {
     serde_json::to_string(&EnvelopeOut { v: VERSION, msg })
@@ -380,6 +434,22 @@ mod tests {
             Err(DecodeError::MissingVersion)
         ));
         assert!(matches!(decode("not json"), Err(DecodeError::Json(_))));
+    }
+
+    #[test]
+    fn auth_line_round_trips() {
+        let line = encode_auth("s3cret \"quoted\"");
+        assert_eq!(
+            line,
+            "{\"v\":1,\"type\":\"auth\",\"token\":\"s3cret \\\"quoted\\\"\"}\n"
+        );
+        assert_eq!(decode_auth(&line).unwrap().token, "s3cret \"quoted\"");
+        assert!(decode_auth("{\"v\":1,\"type\":\"hello\"}").is_err());
+        assert!(decode_auth("{\"v\":1,\"type\":\"auth\",\"token\":\"x\",\"y\":1}").is_err());
+        assert!(matches!(
+            decode_auth("{\"v\":2,\"type\":\"auth\",\"token\":\"x\"}"),
+            Err(DecodeError::UnsupportedVersion { got: 2, .. })
+        ));
     }
 
     proptest::proptest! {

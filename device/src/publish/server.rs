@@ -6,11 +6,12 @@
 //! queue fills up (it reads too slowly) or whose socket blocks longer than
 //! [`WRITE_TIMEOUT`] is dropped with a log line; the others never wait for it.
 
-use std::io::{ErrorKind, Write};
-use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream};
+use std::io::{BufRead, ErrorKind, Read, Write};
+use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +29,12 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const ACCEPT_POLL: Duration = Duration::from_millis(100);
 /// At shutdown, clients get this long to receive what is queued.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// Log the first refused connection, then every this many.
+const REFUSED_LOG_EVERY: u64 = 100;
+/// A client of a server that requires a token must send it within this long.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The auth line is short; a longer one is not an auth line.
+const MAX_AUTH_LINE: u64 = 4096;
 
 enum Conn {
     Tcp(TcpStream),
@@ -102,11 +109,65 @@ struct Shared {
     health: Arc<Counters>,
     client_queue: usize,
     send_buffer_bytes: usize,
+    max_clients: usize,
+    /// Connections turned away (too many clients, or no valid token).
+    refused: AtomicU64,
+    /// sha256 of the token TCP clients must send first, if one is required.
+    token_digest: Option<[u8; 32]>,
+    /// TCP clients still to send their token (they count towards `max_clients`).
+    pending: AtomicUsize,
+    /// Set under the clients lock at shutdown: no client is added after it.
+    closing: AtomicBool,
 }
 
 impl Shared {
     fn clients(&self) -> MutexGuard<'_, Vec<Client>> {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Logs a refused connection: the first, then every [`REFUSED_LOG_EVERY`].
+    fn refuse(&self, conn: &Conn, peer: &str, why: &str) {
+        conn.shutdown();
+        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 || n % REFUSED_LOG_EVERY == 0 {
+            tracing::warn!("client {peer} refused: {why} ({n} refused so far)");
+        }
+    }
+
+    /// A new connection: turned away when `max_clients` are served (or await
+    /// their token), else served, after its token if one is required.
+    fn admit(self: &Arc<Self>, conn: Conn, peer: String) {
+        {
+            let mut clients = self.clients();
+            clients.retain(|c| !c.gone.load(Ordering::Relaxed));
+            let busy = clients.len() + self.pending.load(Ordering::Relaxed);
+            if busy >= self.max_clients {
+                drop(clients);
+                let why =
+                    format!("{busy} clients are connected, the most [server] max_clients allows");
+                self.refuse(&conn, &peer, &why);
+                return;
+            }
+        }
+        let digest = match (&conn, self.token_digest) {
+            (Conn::Tcp(_), Some(digest)) => digest,
+            _ => return self.add(conn, peer),
+        };
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::clone(self);
+        let started = std::thread::Builder::new()
+            .name("stream-auth".into())
+            .spawn(move || {
+                match check_token(&conn, &digest) {
+                    Ok(()) => shared.add(conn, peer),
+                    Err(why) => shared.refuse(&conn, &peer, why),
+                }
+                shared.pending.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = started {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!("a client: cannot start its token check: {e}");
+        }
     }
 
     fn add(&self, conn: Conn, peer: String) {
@@ -135,6 +196,12 @@ impl Shared {
             }
         };
         let mut clients = self.clients();
+        if self.closing.load(Ordering::Relaxed) {
+            drop(clients);
+            queue.abort();
+            conn.shutdown();
+            return;
+        }
         clients.push(Client {
             peer: peer.clone(),
             queue,
@@ -147,6 +214,44 @@ impl Shared {
             .store(clients.len() as u32, Ordering::Relaxed);
         tracing::info!("client {peer} connected ({} connected)", clients.len());
     }
+}
+
+/// Reads the client's first line and checks it is the auth line with the token.
+/// Never logs what the client sent: it is untrusted text.
+fn check_token(conn: &Conn, digest: &[u8; 32]) -> Result<(), &'static str> {
+    let Conn::Tcp(stream) = conn else {
+        return Ok(());
+    };
+    let mut reader = stream
+        .try_clone()
+        .map_err(|_| "its connection cannot be read")?;
+    reader
+        .set_read_timeout(Some(AUTH_TIMEOUT))
+        .map_err(|_| "its connection cannot be read")?;
+    let mut line = Vec::new();
+    // Whatever the client sends after the line is never read, as without a token.
+    let read = std::io::BufReader::new((&mut reader).take(MAX_AUTH_LINE))
+        .read_until(b'\n', &mut line);
+    let _ = reader.set_read_timeout(None);
+    match read {
+        Ok(_) if line.last() == Some(&b'\n') => {}
+        Ok(_) => return Err("no token (the server requires [server] token_file's token)"),
+        Err(_) => return Err("no token within 5 s (the server requires one)"),
+    }
+    let auth = earshot_protocol::decode_auth(&String::from_utf8_lossy(&line))
+        .map_err(|_| "its first line is not an auth line (the server requires a token)")?;
+    if token_digest(&auth.token) == *digest {
+        Ok(())
+    } else {
+        Err("wrong token")
+    }
+}
+
+/// The digest tokens are compared by (so that comparing takes the same time
+/// however many leading characters a guess gets right).
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 fn write_loop(mut conn: Conn, queue: &Queue<Arc<str>>, gone: &AtomicBool, peer: &str) {
@@ -173,31 +278,135 @@ pub struct Server {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    unix_path: Option<PathBuf>,
+    /// The unix socket this server made, to remove at shutdown if it is still that one.
+    unix_path: Option<(PathBuf, FileId)>,
+    tcp_addr: Option<SocketAddr>,
 }
 
-fn bind_unix(path: &Path) -> Result<UnixListener, PublishError> {
+/// Identity of a file (device and inode), to remove at shutdown only the
+/// socket this daemon made, not one someone put in its place since.
+type FileId = (u64, u64);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_socket())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+fn bind_unix(path: &Path) -> Result<(UnixListener, Option<FileId>), PublishError> {
     let bind_err = |source: std::io::Error, hint: &'static str| PublishError::Bind {
         what: format!("unix socket {}", path.display()),
         hint,
         source,
     };
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
             return Err(bind_err(
-                std::io::Error::new(ErrorKind::AddrInUse, "another process serves it"),
-                "is another earshotd running? stop it or set [server] unix_socket",
+                e,
+                "check that the directory exists and is readable, or set [server] unix_socket",
+            ))
+        }
+        Ok(meta) if meta.is_dir() => {
+            return Err(bind_err(
+                std::io::Error::new(ErrorKind::AlreadyExists, "it is a directory"),
+                "name a socket file, e.g. DIR/earshot.sock ([server] unix_socket or --socket)",
+            ))
+        }
+        Ok(meta) if !meta.file_type().is_socket() => {
+            // Never delete what is not ours: a typo in --socket must not cost a file.
+            return Err(bind_err(
+                std::io::Error::new(
+                    ErrorKind::AlreadyExists,
+                    "a file that is not a socket is there",
+                ),
+                "earshotd only ever replaces a stale socket; choose another path \
+                 ([server] unix_socket or --socket) or move that file away",
             ));
         }
-        // A socket left behind by a daemon that did not shut down cleanly.
-        std::fs::remove_file(path).map_err(|e| bind_err(e, "remove the stale socket file"))?;
+        Ok(_) => match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(bind_err(
+                    std::io::Error::new(ErrorKind::AddrInUse, "another process serves it"),
+                    "is another earshotd running? stop it or set [server] unix_socket",
+                ))
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                // A socket left behind by a daemon that did not shut down cleanly.
+                std::fs::remove_file(path).map_err(|e| {
+                    bind_err(
+                        e,
+                        "a stale socket is in the way and cannot be removed; remove it by hand \
+                         or set [server] unix_socket",
+                    )
+                })?;
+                tracing::info!("removed the stale socket {}", path.display());
+            }
+            Err(e) => {
+                return Err(bind_err(
+                    e,
+                    "cannot tell whether another process serves this socket; remove it if it \
+                     is stale, or set [server] unix_socket",
+                ))
+            }
+        },
     }
-    UnixListener::bind(path).map_err(|e| {
+    let listener = UnixListener::bind(path).map_err(|e| {
         bind_err(
             e,
             "check that the directory exists and is writable, or set [server] unix_socket",
         )
-    })
+    })?;
+    Ok((listener, file_id(path)))
+}
+
+/// Applies the configured mode and group to the socket just bound.
+fn set_socket_access(
+    path: &Path,
+    mode: Option<u32>,
+    group: Option<u32>,
+) -> Result<(), PublishError> {
+    let err = |source: std::io::Error, hint: &'static str| PublishError::Bind {
+        what: format!("unix socket {}", path.display()),
+        hint,
+        source,
+    };
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+            err(
+                e,
+                "cannot give the socket to [server] socket_group: the daemon's user must be a \
+                 member of that group",
+            )
+        })?;
+    }
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| err(e, "cannot set [server] socket_mode on the socket"))?;
+    }
+    Ok(())
+}
+
+/// Logs, loudly, that the readings leave this machine unauthenticated.
+fn warn_if_exposed(addr: SocketAddr, token: bool) {
+    if addr.ip().is_loopback() {
+        return;
+    }
+    if token {
+        tracing::warn!(
+            "the stream server listens on {addr}, beyond this machine; clients must send \
+             [server] token_file's token, but the readings travel unencrypted: prefer \
+             127.0.0.1 and SSH (ssh -L 7878:127.0.0.1:7878 HOST)"
+        );
+    } else {
+        tracing::warn!(
+            "the stream server listens on {addr}, beyond this machine: anyone who can reach \
+             that port can read the room's readings, and there is no authentication; keep \
+             [server] tcp = \"127.0.0.1:7878\" and use SSH (ssh -L 7878:127.0.0.1:7878 HOST) \
+             unless this is what you want, or set [server] token_file"
+        );
+    }
 }
 
 impl Server {
@@ -207,6 +416,7 @@ impl Server {
         hello: &Hello,
         health: Arc<Counters>,
     ) -> Result<Self, PublishError> {
+        let mut tcp_addr = None;
         let tcp = match settings.tcp {
             Some(addr) => {
                 let l = TcpListener::bind(addr).map_err(|source| PublishError::Bind {
@@ -222,19 +432,32 @@ impl Server {
                     })?;
                 let local = l.local_addr().unwrap_or(addr);
                 tracing::info!("stream server listening on tcp {local}");
+                warn_if_exposed(local, settings.token.is_some());
+                tcp_addr = Some(local);
                 Some(l)
             }
             None => None,
         };
+        let mut unix_id = None;
         let unix = match &settings.unix_socket {
             Some(path) => {
-                let l = bind_unix(path)?;
+                let (l, id) = bind_unix(path)?;
+                unix_id = id;
+                let remove = |e: PublishError| {
+                    if file_id(path).is_some_and(|now| Some(now) == id) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    e
+                };
+                set_socket_access(path, settings.socket_mode, settings.socket_group)
+                    .map_err(remove)?;
                 l.set_nonblocking(true)
                     .map_err(|source| PublishError::Bind {
                         what: format!("unix socket {}", path.display()),
                         hint: "the socket cannot be made non-blocking",
                         source,
-                    })?;
+                    })
+                    .map_err(remove)?;
                 tracing::info!("stream server listening on unix {}", path.display());
                 Some(l)
             }
@@ -246,6 +469,11 @@ impl Server {
             health,
             client_queue: settings.client_queue,
             send_buffer_bytes: settings.send_buffer_bytes,
+            max_clients: settings.max_clients.max(1),
+            refused: AtomicU64::new(0),
+            token_digest: settings.token.as_ref().map(|t| token_digest(t.expose())),
+            pending: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
@@ -263,15 +491,21 @@ impl Server {
             shared,
             stop,
             accept: Some(accept),
-            unix_path: settings.unix_socket.clone(),
+            unix_path: settings.unix_socket.clone().zip(unix_id),
+            tcp_addr,
         })
+    }
+
+    /// The TCP address actually bound (port 0 in the settings picks one).
+    pub fn local_tcp(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 }
 
 fn accept_loop(
     tcp: Option<TcpListener>,
     unix: Option<UnixListener>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     stop: &AtomicBool,
 ) {
     let mut unix_count = 0u64;
@@ -281,7 +515,7 @@ fn accept_loop(
             match l.accept() {
                 Ok((s, peer)) => {
                     idle = false;
-                    shared.add(Conn::Tcp(s), format!("tcp {peer}"));
+                    shared.admit(Conn::Tcp(s), format!("tcp {peer}"));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => tracing::warn!("accepting a tcp client: {e}"),
@@ -292,7 +526,7 @@ fn accept_loop(
                 Ok((s, _)) => {
                     idle = false;
                     unix_count += 1;
-                    shared.add(Conn::Unix(s), format!("unix #{unix_count}"));
+                    shared.admit(Conn::Unix(s), format!("unix #{unix_count}"));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => tracing::warn!("accepting a unix client: {e}"),
@@ -344,7 +578,11 @@ impl Sink for Server {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
-        let mut clients = std::mem::take(&mut *self.shared.clients());
+        let mut clients = {
+            let mut guard = self.shared.clients();
+            self.shared.closing.store(true, Ordering::Relaxed);
+            std::mem::take(&mut *guard)
+        };
         for c in &clients {
             c.queue.close();
         }
@@ -359,8 +597,10 @@ impl Sink for Server {
             }
         }
         self.shared.health.clients.store(0, Ordering::Relaxed);
-        if let Some(path) = &self.unix_path {
-            let _ = std::fs::remove_file(path);
+        if let Some((path, id)) = &self.unix_path {
+            if file_id(path) == Some(*id) {
+                let _ = std::fs::remove_file(path);
+            }
         }
         Ok(())
     }
@@ -384,26 +624,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tcp_and_unix_clients_get_hello_then_readings() {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("s.sock");
-        let settings = ServerSettings {
-            tcp: Some("127.0.0.1:0".parse().unwrap()),
-            unix_socket: Some(sock.clone()),
-            client_queue: 8,
-            send_buffer_bytes: 0,
-        };
-        let mut server = Server::start(&settings, &hello(), Arc::new(Counters::default())).unwrap();
-        let unix = UnixStream::connect(&sock).unwrap();
-        let mut r = BufReader::new(unix);
-        // wait for the accept loop to register the client
-        let t0 = Instant::now();
-        while server.shared.clients().is_empty() && t0.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let reading = Reading {
-            seq: 3,
+    fn reading(seq: u64) -> Reading {
+        Reading {
+            seq,
             time_ms: 1,
             stream_ms: 2,
             model_id: "m".into(),
@@ -413,8 +636,25 @@ mod tests {
             analysis: None,
             latency_ms: 0.5,
             health: Default::default(),
-        };
-        server.publish(&reading).unwrap();
+        }
+    }
+
+    #[test]
+    fn tcp_and_unix_clients_get_hello_then_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let mut settings =
+            ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), Some(sock.clone()));
+        settings.client_queue = 8;
+        let mut server = Server::start(&settings, &hello(), Arc::new(Counters::default())).unwrap();
+        let unix = UnixStream::connect(&sock).unwrap();
+        let mut r = BufReader::new(unix);
+        // wait for the accept loop to register the client
+        let t0 = Instant::now();
+        while server.shared.clients().is_empty() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.publish(&reading(3)).unwrap();
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
         assert!(matches!(decode(&line).unwrap(), Message::Hello(_)));
@@ -435,5 +675,120 @@ mod tests {
         drop(_held);
         // a stale file (nobody listening) is replaced
         assert!(bind_unix(&sock).is_ok());
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_ever_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, "data\n").unwrap();
+        let err = bind_unix(&notes).unwrap_err().to_string();
+        assert!(err.contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read_to_string(&notes).unwrap(), "data\n");
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&notes, &link).unwrap();
+        assert!(bind_unix(&link).is_err(), "a symlink is not followed");
+        assert!(notes.exists());
+        let err = bind_unix(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("it is a directory"), "{err}");
+        assert!(!err.contains("stale"), "{err}");
+        assert!(dir.path().is_dir());
+    }
+
+    #[test]
+    fn shutdown_leaves_a_socket_that_replaced_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let mut server = Server::start(
+            &ServerSettings::new(None, Some(sock.clone())),
+            &hello(),
+            Arc::new(Counters::default()),
+        )
+        .unwrap();
+        std::fs::remove_file(&sock).unwrap();
+        std::fs::write(&sock, "someone else's\n").unwrap();
+        server.close().unwrap();
+        assert_eq!(std::fs::read_to_string(&sock).unwrap(), "someone else's\n");
+    }
+
+    #[test]
+    fn tcp_clients_must_send_the_token_when_one_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let mut settings =
+            ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), Some(sock.clone()));
+        settings.token = Some(crate::config::Token::new("0123456789abcdef"));
+        let mut server = Server::start(&settings, &hello(), Arc::new(Counters::default())).unwrap();
+        let addr = server.local_tcp().unwrap();
+        let first_line = |send: &str| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(send.as_bytes()).unwrap();
+            let mut line = String::new();
+            let _ = BufReader::new(s).read_line(&mut line);
+            line
+        };
+        let good = earshot_protocol::encode_auth("0123456789abcdef");
+        assert!(first_line(&good).contains("\"hello\""));
+        let wrong = earshot_protocol::encode_auth("0123456789abcdeX");
+        assert_eq!(first_line(&wrong), "");
+        assert_eq!(first_line("{\"v\":1,\"type\":\"hello\"}\n"), "");
+        let t0 = Instant::now();
+        assert_eq!(first_line(""), "", "a silent client is closed");
+        assert!(t0.elapsed() < AUTH_TIMEOUT + Duration::from_secs(3));
+        assert_eq!(server.shared.refused.load(Ordering::Relaxed), 3);
+        // the unix socket is guarded by its permissions, not the token
+        let mut line = String::new();
+        BufReader::new(UnixStream::connect(&sock).unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("\"hello\""), "{line}");
+        server.close().unwrap();
+    }
+
+    #[test]
+    fn clients_beyond_the_cap_are_turned_away() {
+        let mut settings = ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), None);
+        settings.max_clients = 2;
+        let health = Arc::new(Counters::default());
+        let mut server = Server::start(&settings, &hello(), Arc::clone(&health)).unwrap();
+        let addr = server.local_tcp().unwrap();
+        let mut readers: Vec<BufReader<TcpStream>> = (0..3)
+            .map(|_| {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                BufReader::new(s)
+            })
+            .collect();
+        let mut lines = Vec::new();
+        for r in &mut readers {
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            lines.push(line);
+        }
+        assert_eq!(lines.iter().filter(|l| l.contains("hello")).count(), 2);
+        assert!(
+            lines[2].is_empty(),
+            "the third client is closed without data"
+        );
+        assert_eq!(health.clients.load(Ordering::Relaxed), 2);
+        assert_eq!(server.shared.refused.load(Ordering::Relaxed), 1);
+        // a slot frees up when a client leaves
+        drop(readers.remove(0));
+        let t0 = Instant::now();
+        loop {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut line = String::new();
+            let _ = BufReader::new(s).read_line(&mut line);
+            if line.contains("hello") {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "no slot freed up");
+            // the writer notices the closed peer only when it next writes
+            server.publish(&reading(0)).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server.close().unwrap();
     }
 }
