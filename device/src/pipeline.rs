@@ -30,6 +30,19 @@ use crate::model::{Model, ModelError, StreamRunner};
 pub const METER_BANDS: usize = 16;
 /// Spectrogram value shown as a full meter (log10(1 + x) of a loud band).
 const METER_FULL_SCALE: f32 = 7.0;
+/// Largest sample magnitude passed to the front end (+6 dBFS). Sources deliver
+/// [-1, 1]; decoded mp3 may overshoot a little and passes unchanged, while a
+/// damaged or hostile file's 1e30 would read as 600 dBFS and overflow to inf.
+pub const MAX_SAMPLE: f32 = 2.0;
+
+/// Input samples that had to be repaired before analysis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repaired {
+    /// NaN or infinite samples, replaced by 0 (silence).
+    pub not_finite: u64,
+    /// Samples beyond [`MAX_SAMPLE`], clipped to it.
+    pub clipped: u64,
+}
 
 /// How readings are made; built from the validated config and the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +130,7 @@ struct Core {
     hop_samples: usize,
     meter: Vec<f64>,
     meter_frames: usize,
+    level: DcFreeLevel,
     error: Option<ModelError>,
 }
 
@@ -124,6 +138,9 @@ struct Core {
 pub struct Pipeline {
     frontend: Frontend,
     core: Core,
+    /// Repaired copies of input blocks that needed it.
+    scratch: Vec<f32>,
+    repaired: Repaired,
 }
 
 impl Pipeline {
@@ -156,9 +173,17 @@ impl Pipeline {
                 hop_samples: 0,
                 meter: vec![0.0; METER_BANDS],
                 meter_frames: 0,
+                level: DcFreeLevel::default(),
                 error: None,
             },
+            scratch: Vec::new(),
+            repaired: Repaired::default(),
         })
+    }
+
+    /// Samples repaired so far (NaN/inf and beyond [`MAX_SAMPLE`]).
+    pub fn repaired(&self) -> Repaired {
+        self.repaired
     }
 
     pub fn settings(&self) -> &PipelineSettings {
@@ -180,11 +205,20 @@ impl Pipeline {
     }
 
     /// Feeds mono samples at 22050 Hz; `out` receives each reading as it is due.
+    ///
+    /// NaN and infinite samples become 0 and samples beyond [`MAX_SAMPLE`] are
+    /// clipped, so that every reading holds finite numbers (valid protocol v1);
+    /// the first of each kind is logged.
     pub fn push(&mut self, samples: &[f32], out: &mut dyn FnMut(Step)) -> Result<(), ModelError> {
-        let Self { frontend, core } = self;
-        frontend.push(samples, |column, energy| {
-            core.on_column(column, energy, out)
-        });
+        let Self {
+            frontend,
+            core,
+            scratch,
+            repaired,
+        } = self;
+        let samples = repair(samples, scratch, repaired);
+        core.level.feed(samples);
+        frontend.push(samples, |column, _energy| core.on_column(column, out));
         match core.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -205,18 +239,90 @@ impl Pipeline {
     }
 }
 
+/// The level meter's view of the input: squares of the samples with DC
+/// removed (a one-pole high-pass at about 17 Hz), so that a constant offset
+/// (a cheap microphone, a damaged file) reads as the silence it is. Squares
+/// wait here until the front end's frame that added those samples comes out.
+#[derive(Debug, Default)]
+struct DcFreeLevel {
+    /// The previous input sample; `None` before the first, so that the filter
+    /// starts settled on the input's offset instead of ringing from a step.
+    x1: Option<f64>,
+    y1: f64,
+    squares: std::collections::VecDeque<f64>,
+}
+
+impl DcFreeLevel {
+    /// Pole of the DC blocker: cut-off (1 - R) fs / 2 pi, about 17 Hz at 22050 Hz.
+    const R: f64 = 0.995;
+
+    fn feed(&mut self, samples: &[f32]) {
+        for &x in samples {
+            let x = f64::from(x);
+            let y = x - self.x1.unwrap_or(x) + Self::R * self.y1;
+            self.x1 = Some(x);
+            self.y1 = y;
+            self.squares.push_back(y * y);
+        }
+    }
+
+    /// Sum of the next `n` squares.
+    fn take(&mut self, n: usize) -> f64 {
+        let n = n.min(self.squares.len());
+        self.squares.drain(..n).sum()
+    }
+}
+
+/// `samples`, or a repaired copy of them in `scratch` when any is not finite
+/// or beyond [`MAX_SAMPLE`].
+fn repair<'a>(samples: &'a [f32], scratch: &'a mut Vec<f32>, count: &mut Repaired) -> &'a [f32] {
+    // `!(|x| <= MAX)` is also true for NaN.
+    if samples.iter().all(|x| x.abs() <= MAX_SAMPLE) {
+        return samples;
+    }
+    let before = *count;
+    scratch.clear();
+    scratch.extend(samples.iter().map(|&x| {
+        if !x.is_finite() {
+            count.not_finite += 1;
+            0.0
+        } else if x.abs() > MAX_SAMPLE {
+            count.clipped += 1;
+            x.clamp(-MAX_SAMPLE, MAX_SAMPLE)
+        } else {
+            x
+        }
+    }));
+    if before.not_finite == 0 && count.not_finite > 0 {
+        tracing::warn!(
+            "the input has samples that are not numbers (NaN or infinite); they are read as \
+             silence (logged once: the source is damaged)"
+        );
+    }
+    if before.clipped == 0 && count.clipped > 0 {
+        tracing::warn!(
+            "the input has samples far beyond full scale; they are clipped to +6 dBFS \
+             (logged once: the source is damaged or not audio)"
+        );
+    }
+    scratch
+}
+
 impl Core {
-    fn on_column(&mut self, column: &[f32], energy: f64, out: &mut dyn FnMut(Step)) {
+    fn on_column(&mut self, column: &[f32], out: &mut dyn FnMut(Step)) {
+        // the samples this frame added: the whole first frame, then a hop each
+        let new = if self.frames == 0 {
+            frontend::FRAME_SIZE
+        } else {
+            frontend::HOP_SIZE
+        };
+        let energy = self.level.take(new);
         if self.error.is_some() {
             return;
         }
         self.frames += 1;
         self.hop_energy += energy;
-        self.hop_samples += if self.frames == 1 {
-            frontend::FRAME_SIZE
-        } else {
-            frontend::HOP_SIZE
-        };
+        self.hop_samples += new;
         let per_group = column.len() as f64 / METER_BANDS as f64;
         for (j, &v) in column.iter().enumerate() {
             let g = ((j as f64 / per_group) as usize).min(METER_BANDS - 1);
@@ -388,6 +494,70 @@ mod tests {
         assert!(last.analysis.is_none());
         assert!(last.level_dbfs < -90.0);
         assert_eq!(steps[0].reading.state, InputState::Music);
+    }
+
+    #[test]
+    fn constant_dc_reads_as_silence() {
+        let m = model();
+        let settings = PipelineSettings::new(&m, 1000, None, 0, -60.0).unwrap();
+        let mut p = Pipeline::new(&m, settings, Arc::new(Counters::default())).unwrap();
+        let mut steps = Vec::new();
+        let mut audio = vec![0.5f32; 22050 * 4];
+        audio.extend(tone(3.0, 0.3).iter().map(|x| x + 0.5));
+        p.push(&audio, &mut |s| steps.push(s)).unwrap();
+        let dc: Vec<_> = steps
+            .iter()
+            .filter(|s| s.reading.stream_ms <= 4000)
+            .collect();
+        assert!(!dc.is_empty());
+        for s in dc {
+            assert_eq!(
+                s.reading.state,
+                InputState::Silence,
+                "{}",
+                s.reading.level_dbfs
+            );
+        }
+        // music on top of the offset is still music, at the music's level
+        let last = &steps.last().unwrap().reading;
+        assert_eq!(last.state, InputState::Music);
+        assert!(
+            last.level_dbfs > -20.0 && last.level_dbfs < 0.0,
+            "{}",
+            last.level_dbfs
+        );
+    }
+
+    #[test]
+    fn nan_inf_and_huge_samples_give_finite_readings() {
+        let m = model();
+        let settings = PipelineSettings::new(&m, 1000, None, 0, -60.0).unwrap();
+        let mut p = Pipeline::new(&m, settings, Arc::new(Counters::default())).unwrap();
+        let mut steps = Vec::new();
+        let mut audio = tone(3.0, 0.3);
+        audio.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 3.0]);
+        audio.extend(std::iter::repeat(f32::NAN).take(22050 * 2));
+        audio.extend(std::iter::repeat(1e30).take(22050 * 2));
+        audio.extend(tone(3.0, 0.3));
+        for chunk in audio.chunks(4096) {
+            p.push(chunk, &mut |s| steps.push(s)).unwrap();
+        }
+        assert_eq!(
+            p.repaired(),
+            Repaired {
+                not_finite: 3 + 22050 * 2,
+                clipped: 3 + 22050 * 2
+            }
+        );
+        assert!(steps.len() >= 5);
+        for s in &steps {
+            let line = earshot_protocol::encode(&earshot_protocol::Message::Reading(Box::new(
+                s.reading.clone(),
+            )));
+            // a non-finite float is written as null, which no v1 decoder accepts
+            earshot_protocol::decode(&line).unwrap();
+            assert!(s.reading.level_dbfs <= 20.0 * MAX_SAMPLE.log10() + 0.01);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! down to mono and resampled to the model rate.
 
 use std::fs::File;
+use std::io::{Read as _, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
@@ -19,6 +20,53 @@ use crate::Shutdown;
 
 /// Samples delivered per `read` (about 0.2 s), so that pacing and shutdown stay responsive.
 const BLOCK: usize = 4096;
+/// Sample rates accepted from files: telephone audio to high-resolution studio audio.
+/// Outside this range a header is damaged or hostile (0 Hz panicked the decoder,
+/// 1 Hz made the resampler allocate a gigabyte, 2^31 Hz never finished).
+pub const MIN_RATE_HZ: u32 = 8_000;
+pub const MAX_RATE_HZ: u32 = 384_000;
+/// Damaged packets in a row after which a file is given up as not audio.
+const MAX_BAD_IN_A_ROW: u64 = 1000;
+/// Log the first damaged packet, then every this many.
+const SKIPPED_LOG_EVERY: u64 = 1000;
+/// How far into a WAV file its `fmt ` chunk is looked for before decoding.
+const WAV_HEADER_SCAN: usize = 64 * 1024;
+
+/// The sample rate a RIFF/WAVE header declares, if `head` starts one and has a `fmt ` chunk.
+fn wav_declared_rate(head: &[u8]) -> Option<u32> {
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut at = 12usize;
+    while at.checked_add(8)? <= head.len() {
+        let id = &head[at..at + 4];
+        let len = u32::from_le_bytes(head[at + 4..at + 8].try_into().ok()?) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            let rate = head.get(body + 4..body + 8)?;
+            return Some(u32::from_le_bytes(rate.try_into().ok()?));
+        }
+        // chunks are padded to an even length
+        at = body.checked_add(len)?.checked_add(len % 2)?;
+    }
+    None
+}
+
+/// Rejects a sample rate outside [`MIN_RATE_HZ`, `MAX_RATE_HZ`].
+fn check_rate(path: &Path, rate: u32) -> Result<(), CaptureError> {
+    if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate) {
+        return Ok(());
+    }
+    Err(CaptureError::FileFormat {
+        path: path.to_path_buf(),
+        message: format!(
+            "its sample rate is {rate} Hz; earshotd reads {} to {} kHz, so the header is \
+             damaged or the file is not audio",
+            MIN_RATE_HZ / 1000,
+            MAX_RATE_HZ / 1000
+        ),
+    })
+}
 
 /// A decoded file, read packet by packet.
 pub struct FileSource {
@@ -31,6 +79,8 @@ pub struct FileSource {
     mono: Vec<f32>,
     /// Packets that failed to decode and were skipped.
     pub skipped_packets: u64,
+    /// Damaged packets since the last good one.
+    bad_in_a_row: u64,
     done: bool,
 }
 
@@ -40,12 +90,31 @@ impl FileSource {
             path: path.to_path_buf(),
             message,
         };
-        let file = File::open(path).map_err(|source| CaptureError::FileOpen {
+        let mut file = File::open(path).map_err(|source| CaptureError::FileOpen {
             path: path.to_path_buf(),
             source,
         })?;
-        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        let meta = file.metadata().ok();
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
             return Err(format_err("it is a directory".into()));
+        }
+        if meta.as_ref().is_some_and(|m| m.is_file()) {
+            // The WAV reader trusts the header's rate (0 Hz panics inside it), so
+            // look before handing the file over; other formats are checked below.
+            let mut head = Vec::with_capacity(WAV_HEADER_SCAN);
+            let read = (&mut file)
+                .take(WAV_HEADER_SCAN as u64)
+                .read_to_end(&mut head)
+                .and_then(|_| file.seek(SeekFrom::Start(0)));
+            if let Err(source) = read {
+                return Err(CaptureError::FileOpen {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            if let Some(rate) = wav_declared_rate(&head) {
+                check_rate(path, rate)?;
+            }
         }
         let mss = MediaSourceStream::new(Box::new(file), Default::default());
         let mut hint = Hint::new();
@@ -69,6 +138,7 @@ impl FileSource {
             .codec_params
             .sample_rate
             .ok_or_else(|| format_err("the audio track has no sample rate".into()))?;
+        check_rate(path, rate)?;
         let track_id = track.id;
         let decoder = symphonia::default::get_codecs()
             .make(&track.codec_params, &DecoderOptions::default())
@@ -82,6 +152,7 @@ impl FileSource {
             interleaved: None,
             mono: Vec::new(),
             skipped_packets: 0,
+            bad_in_a_row: 0,
             done: false,
         })
     }
@@ -116,9 +187,27 @@ impl FileSource {
             }
             let decoded = match self.decoder.decode(&packet) {
                 Ok(d) => d,
-                Err(SymError::DecodeError(_)) | Err(SymError::IoError(_)) => {
-                    // A damaged packet: skip it, as players do.
+                Err(e @ SymError::DecodeError(_)) | Err(e @ SymError::IoError(_)) => {
+                    // A damaged packet: skip it, as players do, but not forever.
                     self.skipped_packets += 1;
+                    self.bad_in_a_row += 1;
+                    if self.bad_in_a_row >= MAX_BAD_IN_A_ROW {
+                        return Err(CaptureError::FileDecode {
+                            path: self.path.clone(),
+                            message: format!(
+                                "{MAX_BAD_IN_A_ROW} packets in a row are damaged ({e}); the \
+                                 file is damaged or not audio"
+                            ),
+                        });
+                    }
+                    if self.skipped_packets == 1 || self.skipped_packets % SKIPPED_LOG_EVERY == 0
+                    {
+                        tracing::warn!(
+                            "{}: {} damaged packets skipped so far ({e})",
+                            self.path.display(),
+                            self.skipped_packets
+                        );
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -128,6 +217,7 @@ impl FileSource {
                     })
                 }
             };
+            self.bad_in_a_row = 0;
             let spec = *decoded.spec();
             let frames = decoded.frames();
             if frames == 0 {
@@ -180,5 +270,50 @@ impl AudioSource for FileSource {
             self.resampler.process(&self.mono, out)?;
         }
         Ok(Read::Audio)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(rate: u32, extra_chunk: bool) -> Vec<u8> {
+        let mut h = b"RIFF\0\0\0\0WAVE".to_vec();
+        if extra_chunk {
+            h.extend_from_slice(b"LIST\x03\0\0\0abc\0");
+        }
+        h.extend_from_slice(b"fmt \x10\0\0\0\x01\0\x01\0");
+        h.extend_from_slice(&rate.to_le_bytes());
+        h.extend_from_slice(&[0; 8]);
+        h
+    }
+
+    #[test]
+    fn the_declared_wav_rate_is_found_behind_other_chunks() {
+        assert_eq!(wav_declared_rate(&header(44_100, false)), Some(44_100));
+        assert_eq!(wav_declared_rate(&header(0, true)), Some(0));
+        assert_eq!(wav_declared_rate(b"fLaC...."), None);
+        assert_eq!(wav_declared_rate(&header(7, false)[..20]), None);
+        let mut huge = header(1, true);
+        huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            wav_declared_rate(&huge),
+            None,
+            "a chunk length past the end"
+        );
+    }
+
+    #[test]
+    fn rates_outside_8_to_384_khz_are_refused() {
+        let p = Path::new("x.wav");
+        for ok in [8_000, 22_050, 44_100, 48_000, 384_000] {
+            assert!(check_rate(p, ok).is_ok(), "{ok}");
+        }
+        for bad in [0, 1, 7_999, 384_001, i32::MAX as u32] {
+            let err = check_rate(p, bad).unwrap_err().to_string();
+            assert!(err.starts_with("x.wav: "), "{err}");
+            assert!(err.contains(&format!("sample rate is {bad} Hz")), "{err}");
+            assert!(err.contains("8 to 384 kHz"), "{err}");
+        }
     }
 }
