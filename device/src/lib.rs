@@ -116,8 +116,27 @@ fn pipeline_settings(model: &Model, a: &AnalysisSettings) -> Result<PipelineSett
     PipelineSettings::new(model, a.hop_ms, a.window_ms, a.smoothing_ms, a.silence_dbfs)
 }
 
+/// A way to reload the configuration while running (SIGHUP).
+pub struct Reload<'a> {
+    /// Set (by a signal handler) to ask for a reload.
+    pub requested: Arc<AtomicBool>,
+    /// Reads and checks the configuration again; the message says why it cannot be used.
+    pub load: &'a dyn Fn() -> Result<Settings, String>,
+}
+
 /// Runs the daemon until the source ends or `shutdown` is triggered.
 pub fn run(settings: &Settings, shutdown: &Shutdown) -> Result<(), Error> {
+    run_reloadable(settings, shutdown, None).map(|_| ())
+}
+
+/// [`run`], and on a reload request: a configuration that does not load or
+/// validate is logged and the running one kept; a changed one stops this run
+/// and is returned, for the caller to run it.
+pub fn run_reloadable(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    reload: Option<&Reload>,
+) -> Result<Option<Box<Settings>>, Error> {
     let health = Arc::new(Counters::default());
     let model = load_model(settings.model_dir.as_deref(), settings.precision)?;
     let ps = pipeline_settings(&model, &settings.analysis)?;
@@ -132,27 +151,63 @@ pub fn run(settings: &Settings, shutdown: &Shutdown) -> Result<(), Error> {
         hello.hop_ms,
         hello.window_ms
     );
-    let result = drive(source.as_mut(), &mut pipeline, shutdown, &mut |step| {
-        fanout.publish(step.reading);
-        if fanout.all_closed() {
-            tracing::info!("every output has closed; stopping");
-            shutdown.trigger();
+    let mut next = None;
+    let mut check_reload = || {
+        let Some(r) = reload else { return false };
+        if !r.requested.swap(false, Ordering::Relaxed) {
+            return false;
         }
-    });
-    fanout.close();
-    result.map(|_| ())
+        match (r.load)() {
+            Err(message) => {
+                tracing::error!("reloading the config failed; the running one stays: {message}");
+                false
+            }
+            Ok(new) if new == *settings => {
+                tracing::info!("config reloaded: nothing changed");
+                false
+            }
+            Ok(new) => {
+                tracing::info!("config reloaded: restarting with it");
+                next = Some(Box::new(new));
+                true
+            }
+        }
+    };
+    let result = drive(
+        source.as_mut(),
+        &mut pipeline,
+        shutdown,
+        &mut check_reload,
+        &mut |step| {
+            fanout.publish(step.reading);
+            if fanout.failure().is_some() {
+                shutdown.trigger();
+            } else if fanout.all_closed() {
+                tracing::info!("every output has closed; stopping");
+                shutdown.trigger();
+            }
+        },
+    );
+    // A broken output outranks the rest: its readings were lost.
+    match fanout.close() {
+        Some(message) => Err(PublishError::SinkFailed(message).into()),
+        None => result.map(|_| next),
+    }
 }
 
 /// Pumps audio from `source` through `pipeline` until the end or shutdown.
+///
+/// `stop` is asked between reads; `true` ends the run early (a reload).
 fn drive(
     source: &mut dyn AudioSource,
     pipeline: &mut Pipeline,
     shutdown: &Shutdown,
+    stop: &mut dyn FnMut() -> bool,
     out: &mut dyn FnMut(Step),
 ) -> Result<u64, Error> {
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut samples = 0u64;
-    while !shutdown.is_set() {
+    while !shutdown.is_set() && !stop() {
         buf.clear();
         let read = source.read(&mut buf, shutdown)?;
         samples += buf.len() as u64;
@@ -220,11 +275,17 @@ pub fn analyze(
     let mut source = capture::file::FileSource::open(path)?;
     let label = source.label();
     let mut steps: Vec<Step> = Vec::new();
-    let samples = drive(&mut source, &mut pipeline, &Shutdown::new(), &mut |s| {
-        if s.full_window {
-            steps.push(s)
-        }
-    })?;
+    let samples = drive(
+        &mut source,
+        &mut pipeline,
+        &Shutdown::new(),
+        &mut || false,
+        &mut |s| {
+            if s.full_window {
+                steps.push(s)
+            }
+        },
+    )?;
     let period_s = frontend::frame_period_ms() / 1000.0;
     if steps.is_empty() {
         let rate = f64::from(frontend::SAMPLE_RATE_HZ);

@@ -4,12 +4,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use earshot_device::config::{Loaded, Precision, SourceConfig};
-use earshot_device::{capture, Shutdown};
+use earshot_device::config::{Loaded, Precision, Settings, SourceConfig};
+use earshot_device::{capture, Reload, Shutdown};
 use earshot_protocol::{Emotions, MidLevel};
 
 /// earshot's daemon: listens, reads the music's mid-level features and
@@ -67,8 +69,14 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Stream server unix socket ("" disables).
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
+    #[arg(long, value_name = "PATH", value_parser = clap::value_parser!(std::ffi::OsString))]
+    socket: Option<std::ffi::OsString>,
+    /// Permissions of the unix socket, octal (e.g. 0660: its group may connect too).
+    #[arg(long, value_name = "MODE")]
+    socket_mode: Option<String>,
+    /// Group of the unix socket (a group name or a numeric gid).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// No stream server (with --stdout).
     #[arg(long)]
     no_server: bool,
@@ -113,16 +121,39 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            eprintln!("earshotd: error: {err:#}");
+            eprintln!("earshotd: error: {}", report(&err));
             ExitCode::from(1)
         }
     }
 }
 
+/// The error and its causes, `: `-separated, leaving out a cause whose text
+/// the message already holds (many messages name their OS error themselves).
+fn report(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
 /// Logs go to stderr (level from `EARSHOT_LOG`, default `info`), or to a file.
 fn init_logging(file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("EARSHOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The decoders log every damaged packet (10,000 lines from 20 s of
+    // /dev/urandom); the file source counts them and logs rate-limited.
+    if !std::env::var("EARSHOT_LOG").is_ok_and(|v| v.contains("symphonia")) {
+        if let Ok(quiet) = "symphonia=error".parse::<tracing_subscriber::filter::Directive>() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
@@ -166,38 +197,60 @@ fn load_config(args: &ModelArgs) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-fn daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// The config file (if any) with the command line's flags on top, validated.
+fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
     let mut loaded = load_config(&args.model)?;
     let c = &mut loaded.config;
     if args.demo {
         c.source = SourceConfig::Demo {};
-    } else if let Some(path) = args.file {
+    } else if let Some(path) = &args.file {
         c.source = SourceConfig::File {
-            path,
+            path: path.clone(),
             realtime: args.realtime,
         };
-    } else if let Some(name) = args.device {
-        c.source = SourceConfig::Device { name };
+    } else if let Some(name) = &args.device {
+        c.source = SourceConfig::Device { name: name.clone() };
     }
     if args.stdout {
         c.stdout.enabled = true;
     }
-    if let Some(addr) = args.listen {
-        c.server.tcp = addr;
+    if let Some(addr) = &args.listen {
+        c.server.tcp = addr.clone();
     }
-    if let Some(path) = args.socket {
-        c.server.unix_socket = Some(path);
+    if let Some(path) = &args.socket {
+        c.server.unix_socket = Some(PathBuf::from(path));
+    }
+    if let Some(mode) = &args.socket_mode {
+        c.server.socket_mode = Some(mode.clone());
+    }
+    if let Some(group) = &args.socket_group {
+        c.server.socket_group = Some(group.clone());
     }
     if args.no_server {
         c.server.enabled = false;
     }
-    let settings = loaded.validate()?;
+    Ok(loaded.validate()?)
+}
+
+fn daemon(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = settings(&args)?;
     let shutdown = Shutdown::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, shutdown.flag())
             .context("installing the signal handlers")?;
     }
-    earshot_device::run(&settings, &shutdown)?;
+    // SIGHUP reloads the config (and flags); a bad one is logged and ignored.
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .context("installing the signal handlers")?;
+    let load = || self::settings(&args).map_err(|e| report(&e));
+    let reload = Reload {
+        requested: hup,
+        load: &load,
+    };
+    while let Some(next) = earshot_device::run_reloadable(&settings, &shutdown, Some(&reload))? {
+        settings = *next;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

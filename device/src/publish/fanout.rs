@@ -4,7 +4,7 @@
 //! log rate limiting live here, once, for every sink.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -36,11 +36,14 @@ pub struct FanOut {
     health: Arc<Counters>,
     /// Sinks still accepting readings (a sink that reports `Closed` leaves).
     open: Arc<AtomicUsize>,
+    /// The first sink failure ([`SinkError::Failed`]), for the daemon to stop on.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl FanOut {
     pub fn new(sinks: Vec<Box<dyn Sink>>, health: Arc<Counters>) -> Self {
         let open = Arc::new(AtomicUsize::new(sinks.len()));
+        let failure = Arc::new(Mutex::new(None));
         let routes = sinks
             .into_iter()
             .map(|sink| {
@@ -49,9 +52,10 @@ impl FanOut {
                 let q = Arc::clone(&queue);
                 let h = Arc::clone(&health);
                 let o = Arc::clone(&open);
+                let f = Arc::clone(&failure);
                 let thread = std::thread::Builder::new()
                     .name(format!("sink-{name}"))
-                    .spawn(move || drive(sink, &q, &h, &o))
+                    .spawn(move || drive(sink, &q, &h, &o, &f))
                     .map_err(|e| tracing::error!("cannot start the {name} sink thread: {e}"))
                     .ok();
                 Route {
@@ -66,7 +70,17 @@ impl FanOut {
             routes,
             health,
             open,
+            failure,
         }
+    }
+
+    /// Why a sink failed for good, if one did: the daemon stops rather than
+    /// lose readings silently.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// True once every sink has closed for good (e.g. stdout was the only
@@ -92,8 +106,9 @@ impl FanOut {
         }
     }
 
-    /// Lets every sink drain its queue, then closes it.
-    pub fn close(mut self) {
+    /// Lets every sink drain its queue, then closes it; returns the failure
+    /// of a broken sink, if any (see [`failure`](Self::failure)).
+    pub fn close(mut self) -> Option<String> {
         for route in &self.routes {
             route.queue.close();
         }
@@ -104,15 +119,19 @@ impl FanOut {
                 }
             }
         }
+        self.failure()
     }
 }
 
-/// A sink's thread: publish each queued reading, retrying with backoff.
+/// A sink's thread: publish each queued reading, retrying with backoff while
+/// running; once shutting down, a failing sink gets one attempt, then its
+/// queue is dropped, so that a broken output cannot hold shutdown up.
 fn drive(
     mut sink: Box<dyn Sink>,
     queue: &Queue<Arc<Reading>>,
     health: &Counters,
     open: &AtomicUsize,
+    failure: &Mutex<Option<String>>,
 ) {
     let name = sink.name();
     let mut failures: u64 = 0;
@@ -125,6 +144,25 @@ fn drive(
                     tracing::info!("sink {name} closed ({why}); no more readings go there");
                     queue.abort();
                     open.fetch_sub(1, Ordering::Relaxed);
+                    break 'readings;
+                }
+                Err(SinkError::Failed(why)) => {
+                    Counters::bump(&health.sink_errors);
+                    failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(why);
+                    queue.abort();
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    break 'readings;
+                }
+                Err(e) if queue.is_closed() => {
+                    Counters::bump(&health.sink_errors);
+                    tracing::warn!(
+                        "sink {name}: {e} while shutting down; its last {} readings are dropped",
+                        queue.len() + 1
+                    );
+                    queue.abort();
                     break 'readings;
                 }
                 Err(e) => {
@@ -192,6 +230,64 @@ mod tests {
         }
     }
 
+    struct Broken(Arc<AtomicU64>);
+    impl Sink for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+        fn publish(&mut self, _: &Reading) -> Result<(), SinkError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(SinkError::Failed("disk full".into()))
+        }
+    }
+
+    #[test]
+    fn a_broken_sink_is_reported_once_and_fed_no_more() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let health = Arc::new(Counters::default());
+        let fan = FanOut::new(
+            vec![Box::new(Broken(Arc::clone(&calls)))],
+            Arc::clone(&health),
+        );
+        assert_eq!(fan.failure(), None);
+        fan.publish(reading(0));
+        let t0 = std::time::Instant::now();
+        while fan.failure().is_none() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(fan.failure().as_deref(), Some("disk full"));
+        assert!(fan.all_closed());
+        for i in 1..100 {
+            fan.publish(reading(i));
+        }
+        fan.close();
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "no retries of a broken sink"
+        );
+    }
+
+    #[test]
+    fn a_failing_sink_does_not_slow_shutdown() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let fan = FanOut::new(
+            vec![Box::new(Failing(Arc::clone(&calls)))],
+            Arc::new(Counters::default()),
+        );
+        for i in 0..SINK_QUEUE as u64 {
+            fan.publish(reading(i));
+        }
+        let t0 = std::time::Instant::now();
+        fan.close();
+        // before: 3 attempts with 300 ms of backoff for each of 64 readings (19 s)
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "close took {:?}",
+            t0.elapsed()
+        );
+    }
+
     #[test]
     fn slow_sink_drops_oldest_and_never_blocks_the_publisher() {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -232,6 +328,13 @@ mod tests {
         );
         fan.publish(reading(0));
         fan.publish(reading(1));
+        // retries happen while running (at shutdown a failing sink gets one try)
+        let t0 = std::time::Instant::now();
+        while calls.load(Ordering::Relaxed) < 2 * u64::from(ATTEMPTS)
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         fan.close();
         assert_eq!(calls.load(Ordering::Relaxed), 2 * u64::from(ATTEMPTS));
         assert_eq!(health.sink_errors.load(Ordering::Relaxed), 6);

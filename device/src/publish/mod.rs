@@ -26,6 +26,10 @@ pub enum SinkError {
     /// The output is gone for good (e.g. stdout closed); fan-out stops feeding it.
     #[error("closed: {0}")]
     Closed(String),
+    /// The output is broken (e.g. the disk is full): its readings would be lost
+    /// silently, so the daemon stops with this message.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// An output that receives every reading, in order.
@@ -53,6 +57,9 @@ pub enum PublishError {
     },
     #[error("no outputs: enable the stream server or pass --stdout")]
     NoOutputs,
+    /// An output broke while running (see [`SinkError::Failed`]).
+    #[error("{0}")]
+    SinkFailed(String),
 }
 
 /// Builds the configured sinks (the one place that knows them all).
@@ -70,7 +77,7 @@ pub fn sinks_from_settings(
         )?));
     }
     if settings.stdout {
-        sinks.push(Box::new(stdout::StdoutSink::new(hello)));
+        sinks.push(Box::new(stdout::StdoutSink::new(hello)?));
     }
     if sinks.is_empty() {
         return Err(PublishError::NoOutputs);

@@ -95,6 +95,11 @@ impl<T> Queue<T> {
         self.ready.notify_all();
     }
 
+    /// True once [`close`](Self::close) or [`abort`](Self::abort) was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     pub fn len(&self) -> usize {
         self.lock().items.len()
     }

@@ -5,29 +5,41 @@ use std::io::{ErrorKind, Write};
 
 use earshot_protocol::{encode_line, Hello, Message, Reading};
 
-use super::{Sink, SinkError};
+use super::{PublishError, Sink, SinkError};
 
 /// Writes the protocol to stdout.
 pub struct StdoutSink;
 
 impl StdoutSink {
-    /// Writes the hello line at once, so a reader knows the stream before the first reading.
-    pub fn new(hello: &Hello) -> Self {
+    /// Writes the hello line at once, so a reader knows the stream before the
+    /// first reading; an output that cannot take it (a full disk) is an error.
+    pub fn new(hello: &Hello) -> Result<Self, PublishError> {
         let mut sink = Self;
-        if let Err(e) = sink.write(&encode_line(&Message::Hello(hello.clone()))) {
-            tracing::warn!("stdout: {e}");
+        match sink.write(&encode_line(&Message::Hello(hello.clone()))) {
+            Ok(()) => Ok(sink),
+            Err(SinkError::Failed(message)) => Err(PublishError::SinkFailed(message)),
+            Err(e) => {
+                tracing::warn!("stdout: {e}");
+                Ok(sink)
+            }
         }
-        sink
     }
 
     fn write(&mut self, line: &str) -> Result<(), SinkError> {
         let mut out = std::io::stdout().lock();
         let result = out.write_all(line.as_bytes()).and_then(|_| out.flush());
         match result {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::BrokenPipe => {
                 Err(SinkError::Closed("standard output was closed".into()))
             }
-            other => Ok(other?),
+            // stdout set non-blocking by someone sharing it: worth a retry
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Err(SinkError::Io(e)),
+            // A full disk, a read-only or vanished file: retrying loses the
+            // readings just as surely, only later and silently.
+            Err(e) => Err(SinkError::Failed(format!(
+                "cannot write readings to standard output: {e}"
+            ))),
         }
     }
 }
