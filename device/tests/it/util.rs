@@ -172,6 +172,17 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("no stdout line within {limit:?} ({e}):\n{}", self.stderr()))
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(&pid)
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
     /// SIGTERM, then the exit status (graceful shutdown within 10 s).
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
