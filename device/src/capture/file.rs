@@ -200,8 +200,7 @@ impl FileSource {
                             ),
                         });
                     }
-                    if self.skipped_packets == 1 || self.skipped_packets % SKIPPED_LOG_EVERY == 0
-                    {
+                    if self.skipped_packets == 1 || self.skipped_packets % SKIPPED_LOG_EVERY == 0 {
                         tracing::warn!(
                             "{}: {} damaged packets skipped so far ({e})",
                             self.path.display(),

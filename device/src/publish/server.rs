@@ -230,8 +230,8 @@ fn check_token(conn: &Conn, digest: &[u8; 32]) -> Result<(), &'static str> {
         .map_err(|_| "its connection cannot be read")?;
     let mut line = Vec::new();
     // Whatever the client sends after the line is never read, as without a token.
-    let read = std::io::BufReader::new((&mut reader).take(MAX_AUTH_LINE))
-        .read_until(b'\n', &mut line);
+    let read =
+        std::io::BufReader::new((&mut reader).take(MAX_AUTH_LINE)).read_until(b'\n', &mut line);
     let _ = reader.set_read_timeout(None);
     match read {
         Ok(_) if line.last() == Some(&b'\n') => {}
