@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """onnxruntime and PyTorch on the same inputs as earshotd's tract benches.
 
-Inputs: the streaming hop (1 x (31 + 62) x 149 frames, what earshotd runs per
-1 s hop) and the whole window (1 x 313 x 149). One thread everywhere
+Inputs: the streaming hop (1 x (31 + 62) x 137 frames, what earshotd runs per
+1 s hop) and the whole window (1 x 313 x 137). One thread everywhere
 (onnxruntime intra/inter op threads = 1, torch.set_num_threads(1)), median of
 repeated runs after warm-up. PyTorch runs the same graph: the ONNX file's
 initialisers put into torch ops (convolutions with the file's strides, pads and dilations), checked
@@ -117,7 +117,7 @@ class TorchFromOnnx:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "edge-v4")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / (ROOT / "models" / "SHIPPED").read_text().strip())
     ap.add_argument("--hop-frames", type=int, default=31)
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()

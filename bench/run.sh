@@ -78,7 +78,7 @@ info = json.loads((out / "info.json").read_text())
 py = json.loads((out / "compare.json").read_text())
 hop, win = info["stream_input_frames"], info["window_frames"]
 print(f"\nearshotd benchmarks ({info['model_id']}), one thread, median latency in ms")
-print(f"{'':<26}{'pulse 31 frames':>18}{'1x'+str(hop)+'x149':>16}{'1x'+str(win)+'x149':>16}")
+print(f"{'':<26}{'pulse 31 frames':>18}{'1x'+str(hop)+'x137':>16}{'1x'+str(win)+'x137':>16}")
 rows = [
     ("tract f32", crit_ms("tract_f32_stream"), crit_ms("tract_f32_93"), crit_ms("tract_f32_window")),
     ("tract int8", crit_ms("tract_int8_stream"), crit_ms("tract_int8_93"), crit_ms("tract_int8_window")),
@@ -90,7 +90,7 @@ for name, a, b, c in rows:
     a = f"{a:.3f}" if a is not None else "-"
     print(f"{name:<26}{a:>18}{b:>16.3f}{c:>16.3f}")
 print("(pulse: what earshotd runs per reading: 31 new frames through tract's pulsed network, + head;\n"
-      f" 1x{hop}x149: the newest 31 + 62 frames, the least a stateless runtime must run per reading)")
+      f" 1x{hop}x137: the newest 31 + 62 frames, the least a stateless runtime must run per reading)")
 print(f"front end, one hop (31 frames, 989.8 ms of audio): {crit_ms('frontend'):.3f} ms")
 w, h, p = info["macs_per_window"], info["macs_per_hop"], info["macs_per_pulse"]
 print(f"\nmultiply-accumulates per reading: whole window ({win} frames) {w/1e6:.2f} M; "

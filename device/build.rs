@@ -1,11 +1,26 @@
-//! Embeds models/edge-v4 when it is present (cfg `earshot_embedded_model`),
-//! so that `earshotd` runs from anywhere with zero configuration.
+//! Embeds the shipped model (its id is the one line of models/SHIPPED) when its
+//! files are present (cfg `earshot_embedded_model`), so that `earshotd` runs
+//! from anywhere with zero configuration.
 
 use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(earshot_embedded_model)");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v4");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let shipped = models.join("SHIPPED");
+    println!("cargo::rerun-if-changed={}", shipped.display());
+    let id = match std::fs::read_to_string(&shipped) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) => {
+            println!(
+                "cargo::warning={}: {e}; earshotd is built without a built-in model (use --model DIR)",
+                shipped.display()
+            );
+            String::from("none")
+        }
+    };
+    println!("cargo::rustc-env=EARSHOT_SHIPPED_MODEL={id}");
+    let dir = models.join(&id);
     let files = ["metadata.json", "model.onnx", "model.int8.onnx"];
     for f in files {
         println!("cargo::rerun-if-changed={}", dir.join(f).display());
@@ -15,7 +30,7 @@ fn main() {
         println!("cargo::rustc-cfg=earshot_embedded_model");
     } else {
         println!(
-            "cargo::warning=models/edge-v4 is incomplete: earshotd is built without a built-in model (use --model DIR)"
+            "cargo::warning=models/{id} is incomplete: earshotd is built without a built-in model (use --model DIR)"
         );
     }
 }

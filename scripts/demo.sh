@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on its embedded default: the daemon on the synthesised demo
-# signal, and the console showing it. Quit the console with q; the daemon stops too.
+# The main job on its embedded default: the daemon on its built-in demo music
+# (device/assets/demo/ATTRIBUTION.md), and the console showing it. Quit the
+# console with q; the daemon stops too. The log names each passage as it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --no-python

@@ -17,8 +17,10 @@ use earshot_device::model::{dir_source, Model};
 const HOP_FRAMES: usize = 31;
 
 fn model(p: Precision) -> Model {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v4");
-    Model::load(&dir_source(dir), p).expect("models/edge-v4 loads")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(earshot_device::model::SHIPPED_ID);
+    Model::load(&dir_source(dir), p).expect("the shipped model (models/SHIPPED) loads")
 }
 
 /// A deterministic, music-like signal.

@@ -109,6 +109,8 @@ impl Explainer {
                 mid_level: MidLevel::from_array(raw_mid),
                 emotions: Emotions::from_array(self.linear.emotions(&raw_mid)),
             },
+            in_range: true,
+            novelty: None,
         }
     }
 }

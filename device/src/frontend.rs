@@ -2,10 +2,14 @@
 //! [`N_BANDS`]-value column per 704-sample hop out.
 //!
 //! The executable spec is `models/train/earshot_train/frontend.py` (described in
-//! `models/FRONTEND.md`): periodic Hann window over 2048 samples scaled to the
-//! 16-bit range, real FFT (microfft `rfft_2048`), magnitude, 149 unit-area
-//! triangular bands on a 24-per-octave grid, `log10(1 + x)`. A frame exists once
-//! all its samples have arrived, so the stream needs no look-ahead.
+//! `models/FRONTEND.md`, version 2): periodic Hann window over 2048 samples
+//! scaled to the 16-bit range, real FFT (microfft `rfft_2048`), magnitude, the
+//! 137 unit-area triangular bands of a 24-per-octave grid that end below 8 kHz,
+//! then a level-relative compression: a slow automatic gain control divides the
+//! bands by the music's running level before `log10(1 + x)`, so an unknown
+//! microphone gain does not move the input and a noise floor far below the
+//! music compresses towards 0. A frame exists once all its samples have
+//! arrived, so the stream needs no look-ahead.
 //!
 //! Tolerance against the reference (float64 numpy) on the golden vectors:
 //! max abs [`GOLDEN_TOLERANCE_ABS`], mean abs [`GOLDEN_TOLERANCE_MEAN_ABS`]
@@ -20,6 +24,8 @@
 
 use std::f64::consts::PI;
 
+/// Front-end version (models/FRONTEND.md); a model's metadata.json must name it.
+pub const VERSION: u32 = 2;
 /// Model sample rate.
 pub const SAMPLE_RATE_HZ: u32 = 22050;
 /// Samples per analysis frame.
@@ -34,8 +40,16 @@ const FMAX_HZ: f64 = 16000.0;
 const A4_HZ: f64 = 440.0;
 /// Samples in [-1, 1] are scaled to the 16-bit range (madmom convention).
 pub const INPUT_SCALE: f32 = 32768.0;
+/// Bands end at or below this frequency: what the training audio fills.
+pub const BANDS_FMAX_HZ: f64 = 8000.0;
 /// Bands per column (the model's input width).
-pub const N_BANDS: usize = 149;
+pub const N_BANDS: usize = 137;
+/// Time constant of the running level, seconds.
+pub const AGC_TAU_S: f64 = 3.0;
+/// Running level (log10 units) below which no further gain is applied: silence stays quiet.
+pub const AGC_MIN_LEVEL: f64 = 1.5;
+/// A band this far (log10 units) below the running level reads about log10(2).
+pub const HEADROOM: f64 = 2.5;
 /// Largest absolute difference to the float64 reference on the golden vectors.
 pub const GOLDEN_TOLERANCE_ABS: f32 = 2e-2;
 /// Largest mean absolute difference to the float64 reference on the golden vectors.
@@ -103,9 +117,12 @@ struct Band {
     weights: Vec<f32>,
 }
 
+/// The bands of the grid that end at or below [`BANDS_FMAX_HZ`].
 fn bands() -> Vec<Band> {
     let bins = filterbank_bins();
+    let bin_hz = |k: usize| k as f64 * f64::from(SAMPLE_RATE_HZ) / FRAME_SIZE as f64;
     bins.windows(3)
+        .take_while(|w| bin_hz(w[2]) <= BANDS_FMAX_HZ)
         .map(|w| {
             let (start, centre, stop) = (w[0], w[1], w[2]);
             let mut weights: Vec<f64> = (start..stop)
@@ -137,7 +154,13 @@ pub struct Frontend {
     pending: Vec<f32>,
     fft: Box<[f32; FRAME_SIZE]>,
     magnitude: Vec<f32>,
+    /// Linear band magnitudes of the current frame.
+    linear: Vec<f64>,
     column: Vec<f32>,
+    /// Running level (mean over bands of log10(1 + x)); None before the first frame.
+    level: Option<f64>,
+    /// Weight of the previous level per frame: exp(-hop / (rate * tau)).
+    decay: f64,
     frames: u64,
 }
 
@@ -159,10 +182,13 @@ impl Frontend {
         Self {
             window,
             column: vec![0.0; bands.len()],
+            linear: vec![0.0; bands.len()],
             bands,
             pending: Vec::with_capacity(4 * FRAME_SIZE),
             fft: Box::new([0f32; FRAME_SIZE]),
             magnitude: vec![0.0; N_FFT_BINS],
+            level: None,
+            decay: (-(HOP_SIZE as f64) / (f64::from(SAMPLE_RATE_HZ) * AGC_TAU_S)).exp(),
             frames: 0,
         }
     }
@@ -225,15 +251,31 @@ impl Frontend {
             // f64 cannot overflow here, so no need for the slower hypot.
             *m = (re * re + im * im).sqrt() as f32;
         }
-        for (out, band) in self.column.iter_mut().zip(&self.bands) {
-            let sum: f64 = band
+        let mut log_sum = 0.0;
+        for (out, band) in self.linear.iter_mut().zip(&self.bands) {
+            *out = band
                 .weights
                 .iter()
                 .zip(&self.magnitude[band.start..])
                 .map(|(&w, &m)| f64::from(w) * f64::from(m))
                 .sum();
-            *out = (1.0 + sum).log10() as f32;
+            log_sum += (1.0 + *out).log10();
         }
+        let frame_level = log_sum / self.linear.len() as f64;
+        let level = match self.level {
+            None => frame_level,
+            Some(prev) => self.decay * prev + (1.0 - self.decay) * frame_level,
+        };
+        self.level = Some(level);
+        let gain = 10f64.powf(HEADROOM - level.max(AGC_MIN_LEVEL));
+        for (out, &x) in self.column.iter_mut().zip(&self.linear) {
+            *out = (1.0 + x * gain).log10() as f32;
+        }
+    }
+
+    /// The running level (log10 units of band magnitude) after the last frame.
+    pub fn level(&self) -> Option<f64> {
+        self.level
     }
 }
 
@@ -267,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn filterbank_has_151_bins_and_149_unit_area_bands() {
+    fn filterbank_has_151_bins_and_137_unit_area_bands_below_8_khz() {
         let bins = filterbank_bins();
         assert_eq!(bins.len(), 151);
         assert_eq!(bins.last(), Some(&(N_FFT_BINS - 1)));
@@ -327,6 +369,50 @@ mod tests {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max);
         assert!(d < MODEL_TOLERANCE_ABS, "mid-level moved by {d}");
+    }
+
+    /// A dense, music-like test signal: a chord over deterministic noise.
+    fn dense_signal(seconds: f32) -> Vec<f32> {
+        let mut state = 0x2545_f491_u32;
+        (0..(seconds * SAMPLE_RATE_HZ as f32) as usize)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let noise = (state as f32 / u32::MAX as f32) - 0.5;
+                let t = i as f32 / SAMPLE_RATE_HZ as f32;
+                let chord: f32 = [220.0f32, 277.2, 329.6]
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum();
+                0.1 * chord + 0.1 * noise
+            })
+            .collect()
+    }
+
+    /// What a user notices: turning the microphone gain down by 30 dB, or up
+    /// by 6, leaves the model's input where it was.
+    #[test]
+    fn microphone_gain_does_not_move_the_columns() {
+        let x = dense_signal(6.0);
+        let clean = spectrogram(&x);
+        for db in [-30.0f32, 6.0] {
+            let g = 10f32.powf(db / 20.0);
+            let scaled: Vec<f32> = x.iter().map(|v| v * g).collect();
+            let other = spectrogram(&scaled);
+            let mean = clean
+                .iter()
+                .zip(&other)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f32>()
+                / clean.len() as f32;
+            assert!(mean < 0.01, "gain {db} dB moved the columns by {mean}");
+        }
+    }
+
+    #[test]
+    fn silence_stays_zero() {
+        assert!(spectrogram(&[0.0; 22050]).iter().all(|&v| v == 0.0));
     }
 
     /// Streaming in odd block sizes gives the same columns as one big block.

@@ -28,8 +28,10 @@ use crate::model::{Model, ModelError, StreamRunner};
 
 /// Bands of the coarse level meter in each reading.
 pub const METER_BANDS: usize = 16;
-/// Spectrogram value shown as a full meter (log10(1 + x) of a loud band).
-const METER_FULL_SCALE: f32 = 7.0;
+/// Spectrogram value shown as a full meter. The front end is level-relative: a
+/// band at the music's running level reads 2.5 and the loudest bands about 4.5,
+/// so the meter shows the spectrum's shape whatever the microphone gain.
+const METER_FULL_SCALE: f32 = 5.0;
 /// Largest sample magnitude passed to the front end (+6 dBFS). Sources deliver
 /// [-1, 1]; decoded mp3 may overshoot a little and passes unchanged, while a
 /// damaged or hostile file's 1e30 would read as 600 dBFS and overflow to inf.
@@ -366,7 +368,14 @@ impl Core {
             (true, false) => InputState::Silence,
         };
         let analysis = match state {
-            InputState::Music => Some(self.explainer.analyse(mid)),
+            InputState::Music => {
+                let mut a = self.explainer.analyse(mid);
+                if let Some((distance, in_range)) = self.runner.novelty() {
+                    a.novelty = Some(distance);
+                    a.in_range = in_range;
+                }
+                Some(a)
+            }
             _ => {
                 self.explainer.reset();
                 None

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use earshot_protocol::{Analysis, Emotions, Hello, InputState, Message, MidLevel, Reading};
 
+use crate::text::{self, MAX_MESSAGE, MAX_NAME};
+
 /// Readings kept per series: 15 minutes at the default 1 s hop.
 pub const HISTORY_LEN: usize = 900;
 /// Arrivals used to measure the hop rate.
@@ -17,6 +19,9 @@ const WARNINGS_KEPT: usize = 20;
 const STALE_HOPS: u32 = 3;
 /// Hop assumed before the daemon's hello says otherwise.
 const DEFAULT_HOP: Duration = Duration::from_secs(1);
+/// Spectrum bands kept per reading (the daemon sends 16): with [`HISTORY_LEN`]
+/// readings kept, the wire cannot grow the console's memory beyond this.
+pub const MAX_BANDS: usize = 32;
 
 /// What a feed (the network stream or a replayed file) reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,7 +214,7 @@ pub struct App {
 impl App {
     pub fn new(source: impl Into<String>, now: Instant) -> Self {
         App {
-            source: source.into(),
+            source: text::clean(&source.into(), MAX_MESSAGE),
             speed: 1.0,
             connection: Connection::Connecting { attempt: 1 },
             mode: Mode::Running,
@@ -274,15 +279,22 @@ impl App {
                 self.connects += 1;
                 self.arrivals.clear();
             }
-            FeedEvent::Message(Message::Hello(hello)) => {
+            FeedEvent::Message(Message::Hello(mut hello)) => {
                 self.connection = Connection::Live;
+                for field in [&mut hello.daemon, &mut hello.model_id, &mut hello.source] {
+                    text::clean_in_place(field, MAX_NAME);
+                }
                 self.hello = Some(hello);
             }
-            FeedEvent::Message(Message::Reading(reading)) => {
+            FeedEvent::Message(Message::Reading(mut reading)) => {
                 self.connection = Connection::Live;
+                text::clean_in_place(&mut reading.model_id, MAX_NAME);
+                reading.spectrum.truncate(MAX_BANDS);
+                reading.spectrum.shrink_to_fit();
                 self.on_reading(*reading, now);
             }
-            FeedEvent::Lost { reason } => {
+            FeedEvent::Lost { mut reason } => {
+                text::clean_in_place(&mut reason, MAX_MESSAGE);
                 let since = match &self.connection {
                     Connection::Lost { since, .. } => *since,
                     _ => now,
@@ -291,7 +303,7 @@ impl App {
                 self.connected_since = None;
             }
             FeedEvent::VersionMismatch(msg) => {
-                self.connection = Connection::VersionMismatch(msg);
+                self.connection = Connection::VersionMismatch(text::clean(&msg, MAX_MESSAGE));
                 self.connected_since = None;
             }
             FeedEvent::BadLine(msg) => {
@@ -306,14 +318,17 @@ impl App {
         if self.warnings.len() == WARNINGS_KEPT {
             self.warnings.pop_front();
         }
-        self.warnings.push_back(msg);
+        // decode errors quote the offending line's field names and values
+        self.warnings.push_back(text::clean(&msg, MAX_MESSAGE));
     }
 
     fn on_reading(&mut self, reading: Reading, now: Instant) {
         if let Some(prev) = &self.last {
             // A smaller seq means the daemon restarted; only forward gaps are misses.
-            if reading.seq > prev.seq + 1 {
-                self.missed += reading.seq - prev.seq - 1;
+            if let Some(expected) = prev.seq.checked_add(1) {
+                if reading.seq > expected {
+                    self.missed = self.missed.saturating_add(reading.seq - expected);
+                }
             }
         }
         let analysis = reading.analysis.as_ref();
@@ -338,7 +353,7 @@ impl App {
         if let Some(a) = analysis {
             self.last_analysis = Some((reading.seq, a.clone()));
         }
-        self.readings += 1;
+        self.readings = self.readings.saturating_add(1);
         self.last = Some(reading);
         self.last_at = Some(now);
     }
@@ -475,6 +490,80 @@ mod tests {
         let (mut app, t) = live_app(3);
         app.on_feed(FeedEvent::Message(demo::reading_message(7)), t);
         assert_eq!(app.missed, 4);
+    }
+
+    #[test]
+    fn seq_at_the_end_of_u64_does_not_overflow() {
+        let (mut app, t) = live_app(1);
+        let mut r = demo::reading(0);
+        r.seq = u64::MAX - 1;
+        app.on_feed(FeedEvent::Message(Message::Reading(Box::new(r.clone()))), t);
+        r.seq = u64::MAX;
+        app.on_feed(FeedEvent::Message(Message::Reading(Box::new(r.clone()))), t);
+        app.on_feed(FeedEvent::Message(Message::Reading(Box::new(r))), t);
+        assert_eq!(app.missed, u64::MAX - 2);
+        assert_eq!(app.readings, 4);
+    }
+
+    /// A hostile stream: escape sequences in every string, a huge spectrum.
+    fn hostile_hello_and_reading() -> (Hello, Reading) {
+        let title = "\u{1b}]0;pwned\u{7}\u{1b}[2J";
+        let Message::Hello(mut hello) = demo::hello() else {
+            unreachable!("demo::hello is a hello")
+        };
+        hello.model_id = format!("m{title}{}", "x".repeat(1 << 20));
+        hello.source = format!("s{title}");
+        hello.daemon = format!("d{title}");
+        let mut reading = demo::reading(0);
+        reading.model_id = format!("m{title}");
+        reading.spectrum = vec![0.5; 100_000];
+        (hello, reading)
+    }
+
+    #[test]
+    fn wire_text_is_escaped_and_bounded() {
+        let (hello, reading) = hostile_hello_and_reading();
+        let t = Instant::now();
+        let mut app = App::new("tcp \u{1b}[2J", t);
+        assert_eq!(app.source, "tcp \\u{1b}[2J");
+        app.on_feed(FeedEvent::Message(Message::Hello(hello)), t);
+        for seq in 0..HISTORY_LEN as u64 + 5 {
+            let mut r = reading.clone();
+            r.seq = seq;
+            app.on_feed(FeedEvent::Message(Message::Reading(Box::new(r))), t);
+        }
+        app.on_feed(
+            FeedEvent::BadLine(format!(
+                "x: unknown field `\u{1b}]0;t\u{7}{}`",
+                "y".repeat(1 << 20)
+            )),
+            t,
+        );
+        app.on_feed(
+            FeedEvent::Lost {
+                reason: "\u{1b}[31mgone".into(),
+            },
+            t,
+        );
+        let h = app.hello.as_ref().unwrap();
+        let texts = [
+            &h.model_id,
+            &h.source,
+            &h.daemon,
+            &app.last.as_ref().unwrap().model_id,
+            &app.warnings[0],
+        ];
+        for t in texts {
+            assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
+            assert!(t.chars().count() <= MAX_MESSAGE + 1, "{} chars", t.len());
+        }
+        assert!(
+            matches!(&app.connection, Connection::Lost { reason, .. } if reason == "\\u{1b}[31mgone")
+        );
+        assert_eq!(app.spectra.len(), HISTORY_LEN);
+        assert!(app.spectra.iter().all(|s| s.len() == MAX_BANDS));
+        let kept: usize = app.spectra.iter().map(|s| s.capacity()).sum();
+        assert!(kept <= HISTORY_LEN * MAX_BANDS, "{kept} floats kept");
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE.ndjson")]
     pub replay: Option<PathBuf>,
 
+    /// File whose first line is the token of a daemon with [server] token_file
+    /// (TCP only; or set EARSHOT_TOKEN).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["socket", "replay"])]
+    pub token_file: Option<PathBuf>,
+
     /// Replay speed factor (2 = twice as fast).
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed, requires = "replay")]
     pub speed: f64,
@@ -58,6 +63,22 @@ impl Args {
                 format!("127.0.0.1:{}", earshot_protocol::DEFAULT_PORT)
             }))),
         }
+    }
+}
+
+impl Args {
+    /// The token to send: the first line of `--token-file`, else `EARSHOT_TOKEN`.
+    pub fn token(&self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<String>> {
+        let token = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("reading the token file {}: {e}", path.display())
+                })?;
+                Some(text.lines().next().unwrap_or("").trim().to_string())
+            }
+            None => env("EARSHOT_TOKEN").map(|t| t.trim().to_string()),
+        };
+        Ok(token.filter(|t| !t.is_empty()))
     }
 }
 
@@ -117,6 +138,24 @@ mod tests {
         );
         let a = parse(&["--socket", "/x.sock"]).unwrap();
         assert_eq!(a.feed(no_env), Feed::Live(Endpoint::Unix("/x.sock".into())));
+    }
+
+    #[test]
+    fn token_from_file_or_environment() {
+        let env = |n: &str| (n == "EARSHOT_TOKEN").then(|| " from-env \n".to_string());
+        assert_eq!(parse(&[]).unwrap().token(no_env).unwrap(), None);
+        assert_eq!(
+            parse(&[]).unwrap().token(env).unwrap().as_deref(),
+            Some("from-env")
+        );
+        let path = std::env::temp_dir().join(format!("earshot-cli-token-{}", std::process::id()));
+        std::fs::write(&path, "from-file\nsecond line\n").unwrap();
+        let a = parse(&["--token-file", path.to_str().unwrap()]).unwrap();
+        assert_eq!(a.token(env).unwrap().as_deref(), Some("from-file"));
+        std::fs::remove_file(&path).unwrap();
+        let err = a.token(env).unwrap_err().to_string();
+        assert!(err.contains("reading the token file"), "{err}");
+        assert!(parse(&["--token-file", "t", "--socket"]).is_err());
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub fn reading(seq: u64) -> Reading {
                 mid_level,
                 emotions,
             },
+            in_range: true,
+            novelty: Some(0.7),
         }),
         latency_ms: 1.2 + 0.6 * wave(seq, 5.0, 0.5),
         health: Health {

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod explain;
 pub mod net;
 pub mod replay;
+pub mod text;
 pub mod theme;
 pub mod ui;

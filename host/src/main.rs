@@ -35,6 +35,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Live(net::Endpoint),
         Replay(replay::Recording, String, f64),
     }
+    let token = args.token(env)?;
     let ready = match args.feed(env) {
         Feed::Live(endpoint) => Ready::Live(endpoint),
         Feed::Replay { path, speed } => {
@@ -49,7 +50,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut app = match ready {
         Ready::Live(endpoint) => {
             let app = App::new(endpoint.to_string(), Instant::now());
-            net::spawn(endpoint, tx.clone()).context("starting the network thread")?;
+            net::spawn(endpoint, token, tx.clone()).context("starting the network thread")?;
             app
         }
         Ready::Replay(recording, label, speed) => {

@@ -3,7 +3,7 @@
 //! exponential backoff. Runs on its own thread; never touches the terminal.
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -73,14 +73,18 @@ impl Backoff {
     }
 }
 
-fn connect(endpoint: &Endpoint) -> std::io::Result<Box<dyn Read + Send>> {
+fn connect(endpoint: &Endpoint, token: Option<&str>) -> std::io::Result<Box<dyn Read + Send>> {
     match endpoint {
         Endpoint::Tcp(addr) => {
             let mut last_err = None;
             for sock in addr.to_socket_addrs()? {
                 match TcpStream::connect_timeout(&sock, CONNECT_TIMEOUT) {
-                    Ok(stream) => {
+                    Ok(mut stream) => {
                         stream.set_read_timeout(Some(READ_TIMEOUT))?;
+                        stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+                        if let Some(token) = token {
+                            stream.write_all(earshot_protocol::encode_auth(token).as_bytes())?;
+                        }
                         return Ok(Box::new(stream));
                     }
                     Err(e) => last_err = Some(e),
@@ -168,13 +172,22 @@ fn pump<E: From<FeedEvent>>(
 /// Connects and reads forever, reconnecting with backoff; returns when the
 /// receiving side hangs up.
 pub fn run<E: From<FeedEvent>>(endpoint: &Endpoint, tx: &Sender<E>) {
+    run_with_token(endpoint, None, tx)
+}
+
+/// [`run`], sending `token` first over TCP (for a daemon with `[server] token_file`).
+pub fn run_with_token<E: From<FeedEvent>>(
+    endpoint: &Endpoint,
+    token: Option<&str>,
+    tx: &Sender<E>,
+) {
     let mut backoff = Backoff::default();
     let mut attempt = 1;
     loop {
         if !send(tx, FeedEvent::Connecting { attempt }) {
             return;
         }
-        let outcome = match connect(endpoint) {
+        let outcome = match connect(endpoint, token) {
             Ok(stream) => {
                 if !send(tx, FeedEvent::Connected) {
                     return;
@@ -206,11 +219,12 @@ pub fn run<E: From<FeedEvent>>(endpoint: &Endpoint, tx: &Sender<E>) {
 /// Runs [`run`] on a new thread.
 pub fn spawn<E: From<FeedEvent> + Send + 'static>(
     endpoint: Endpoint,
+    token: Option<String>,
     tx: Sender<E>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name("earshot-net".into())
-        .spawn(move || run(&endpoint, &tx))
+        .spawn(move || run_with_token(&endpoint, token.as_deref(), &tx))
 }
 
 #[cfg(test)]
@@ -263,6 +277,37 @@ mod tests {
             FeedEvent::Message(earshot_protocol::Message::Reading(_))
         ));
         assert!(matches!(events[5], FeedEvent::Lost { .. }));
+    }
+
+    #[test]
+    fn the_token_is_sent_first_over_tcp() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut first = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            let mut s = s;
+            s.write_all(earshot_protocol::encode_line(&crate::demo::hello()).as_bytes())
+                .unwrap();
+            first
+        });
+        let (tx, rx) = mpsc::channel();
+        let endpoint = Endpoint::Tcp(addr.to_string());
+        thread::spawn(move || {
+            run_with_token::<FeedEvent>(&endpoint, Some("s3cret-token-123"), &tx)
+        });
+        let hello = rx
+            .iter()
+            .find(|e| matches!(e, FeedEvent::Message(earshot_protocol::Message::Hello(_))));
+        assert!(hello.is_some());
+        let first = server.join().unwrap();
+        assert_eq!(
+            earshot_protocol::decode_auth(&first).unwrap().token,
+            "s3cret-token-123"
+        );
     }
 
     #[test]

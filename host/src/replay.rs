@@ -4,7 +4,7 @@
 //! skipped; an unknown protocol version stops the replay.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::thread;
@@ -17,6 +17,8 @@ use crate::app::{send, FeedEvent};
 
 /// A gap in the recording (daemon restarted, clock jump) is not replayed in full.
 const MAX_GAP: Duration = Duration::from_secs(10);
+/// Longer lines are not readings (a reading is about 3 KiB); as on the live path.
+const MAX_LINE: u64 = 1 << 20;
 
 /// An opened recording, ready to play.
 #[derive(Debug)]
@@ -66,19 +68,31 @@ pub fn play<E: From<FeedEvent>>(
         return;
     }
     let mut prev: Option<Reading> = None;
-    let mut line = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0u64;
     loop {
-        line.clear();
+        buf.clear();
         line_no += 1;
-        match reader.read_line(&mut line) {
+        // Bytes, not `read_line`: invalid UTF-8 is replaced and the line
+        // reported, as on the live path, instead of ending the replay.
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
             Ok(0) => break,
+            Ok(_) if buf.last() != Some(&b'\n') && buf.len() as u64 >= MAX_LINE => {
+                send(
+                    tx,
+                    FeedEvent::BadLine(format!(
+                        "{name}:{line_no}: longer than {MAX_LINE} bytes; the rest of the file is skipped"
+                    )),
+                );
+                break;
+            }
             Ok(_) => {}
             Err(e) => {
                 send(tx, FeedEvent::BadLine(format!("{name}:{line_no}: {e}")));
                 break;
             }
         }
+        let line = String::from_utf8_lossy(&buf);
         if line.trim().is_empty() {
             continue;
         }
@@ -177,6 +191,51 @@ mod tests {
             events[5]
         );
         assert_eq!(events.len(), 6, "an unknown version stops the replay");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_the_replay_goes_on() {
+        let dir = std::env::temp_dir().join(format!("earshot-replay-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("latin1.ndjson");
+        let fixture = std::fs::read_to_string(FIXTURE).unwrap();
+        let mut lines = fixture.lines();
+        let hello = lines.next().unwrap();
+        let reading = lines.next().unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(hello.as_bytes());
+        bytes.push(b'\n');
+        // a model id with a Latin-1 byte: invalid UTF-8 inside a valid line
+        let (model_id, _) = reading.split_once("\"model_id\":\"").unwrap();
+        let rest = &reading[model_id.len() + "\"model_id\":\"".len()..];
+        bytes.extend_from_slice(model_id.as_bytes());
+        bytes.extend_from_slice(b"\"model_id\":\"caf\xe9-");
+        bytes.extend_from_slice(rest.as_bytes());
+        bytes.push(b'\n');
+        bytes.extend_from_slice(b"\xff\xfe garbage\n");
+        bytes.extend_from_slice(reading.as_bytes());
+        bytes.push(b'\n');
+        std::fs::write(&path, bytes).unwrap();
+        let (events, _) = play_file(&path, 1.0);
+        let readings: Vec<&Reading> = events
+            .iter()
+            .filter_map(|e| match e {
+                FeedEvent::Message(Message::Reading(r)) => Some(&**r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(readings.len(), 2, "{events:?}");
+        assert!(
+            readings[0].model_id.starts_with("caf\u{fffd}-"),
+            "{}",
+            readings[0].model_id
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, FeedEvent::BadLine(m) if m.starts_with(&format!("{}:3: ", path.display())))),
+            "{events:?}"
+        );
+        assert_eq!(events.last(), Some(&FeedEvent::Ended));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

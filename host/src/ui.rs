@@ -428,6 +428,9 @@ fn draw_emotions(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         if let Some(state) = app.state() {
             title = format!("Emotions · {}: no claim", state_word(state));
         }
+    } else if analysis.is_some_and(|a| !a.in_range) {
+        // the model has not heard anything like this window: say so where the numbers are
+        title = "Emotions · unfamiliar audio: a guess".into();
     }
     let values = analysis.map(|a| a.emotions.to_array());
     let lines: Vec<Line> = Emotions::<f32>::NAMES
@@ -1086,6 +1089,7 @@ mod tests {
     use crate::app::{Action, FeedEvent};
     use crate::demo;
     use crate::theme::ColorMode;
+    use earshot_protocol::Message;
     use ratatui::backend::TestBackend;
     use ratatui::style::Color;
     use ratatui::Terminal;
@@ -1127,6 +1131,75 @@ mod tests {
     fn with_view(mut app: App, view: View) -> App {
         app.on_action(Action::Show(view));
         app
+    }
+
+    /// A console fed by a hostile stream: escape sequences in every string,
+    /// numbers past f32's range (which decode as infinities), 300 bands.
+    fn hostile() -> App {
+        let t0 = Instant::now();
+        let esc = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m";
+        let mut app = App::new(format!("tcp {esc}"), t0);
+        app.on_feed(FeedEvent::Connected, t0);
+        let Message::Hello(mut hello) = demo::hello() else {
+            unreachable!("demo::hello is a hello")
+        };
+        hello.model_id = format!("edge{esc}");
+        hello.source = format!("demo{esc}");
+        hello.daemon = format!("0.1{esc}");
+        app.on_feed(FeedEvent::Message(Message::Hello(hello)), t0);
+        for seq in 0..40 {
+            let mut r = demo::reading(seq);
+            r.level_dbfs = f32::INFINITY;
+            r.latency_ms = f32::NEG_INFINITY;
+            r.spectrum = vec![f32::INFINITY; 300];
+            r.model_id = format!("edge{esc}");
+            if let Some(a) = r.analysis.as_mut() {
+                a.emotions = a.emotions.map(|_| f32::INFINITY);
+                a.mid_level = a.mid_level.map(|_| f32::NEG_INFINITY);
+                for e in [&mut a.explanation.tension, &mut a.explanation.valence] {
+                    e.bias = f32::INFINITY;
+                    e.effects = e.effects.map(|_| f32::INFINITY);
+                }
+            }
+            let at = t0 + Duration::from_secs(seq);
+            app.on_feed(FeedEvent::Message(Message::Reading(Box::new(r))), at);
+        }
+        app.on_feed(
+            FeedEvent::BadLine(format!("x: unknown field `{esc}`")),
+            app.now,
+        );
+        app
+    }
+
+    #[test]
+    fn hostile_stream_draws_without_control_characters() {
+        for view in View::ALL {
+            for (w, h) in [(80, 24), (120, 40)] {
+                let screen = render(&with_view(hostile(), view), w, h)
+                    .backend()
+                    .to_string();
+                assert!(
+                    !screen.chars().any(|c| c.is_control() && c != '\n'),
+                    "{view:?} {w}x{h}:\n{screen:?}"
+                );
+            }
+        }
+        let screen = render(&with_view(hostile(), View::Health), 120, 40)
+            .backend()
+            .to_string();
+        assert!(screen.contains("edge\\u{1b}]0;pwned"), "{screen}");
+    }
+
+    #[test]
+    fn a_reading_unlike_the_training_music_is_marked() {
+        let mut app = live(150);
+        let before = render(&app, 80, 24).backend().to_string();
+        assert!(!before.contains("unfamiliar"), "{before}");
+        if let Some(a) = app.last.as_mut().and_then(|r| r.analysis.as_mut()) {
+            a.in_range = false;
+        }
+        let screen = render(&app, 80, 24).backend().to_string();
+        assert!(screen.contains("unfamiliar audio: a guess"), "{screen}");
     }
 
     #[test]

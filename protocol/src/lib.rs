@@ -152,7 +152,7 @@ pub struct Values {
 }
 
 /// What the model made of the audio window, present when the input is music.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Analysis {
     /// Smoothed, published values.
@@ -162,6 +162,33 @@ pub struct Analysis {
     pub explanation: Emotions<Explanation>,
     /// This window's values before smoothing.
     pub raw: Values,
+    /// False when the window lies outside what the model was trained on (its
+    /// mean embedding is farther from the training windows' than 99 % of them:
+    /// speech, a test tone, noise, music unlike any it learned): the numbers
+    /// are then a guess. Absent (true) from daemons before 0.2.
+    #[serde(default = "in_range_default")]
+    pub in_range: bool,
+    /// That distance (RMS of the embedding's z-scores against the training
+    /// windows); null when the model records no statistics.
+    #[serde(default)]
+    pub novelty: Option<f32>,
+}
+
+fn in_range_default() -> bool {
+    true
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            mid_level: MidLevel::default(),
+            emotions: Emotions::default(),
+            explanation: Emotions::default(),
+            raw: Values::default(),
+            in_range: true,
+            novelty: None,
+        }
+    }
 }
 
 /// Counters that tell whether the numbers can be trusted. All are totals since start.
@@ -358,6 +385,8 @@ mod tests {
                     mid_level: mid,
                     emotions,
                 },
+                in_range: true,
+                novelty: Some(0.8),
             }),
             latency_ms: 1.25,
             health: Health::default(),

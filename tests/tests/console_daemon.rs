@@ -61,12 +61,26 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
             rows.len() == 8 && rows != before
         },
     );
+    let id = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SHIPPED"),
+    )
+    .expect("models/SHIPPED names the shipped model");
     assert!(
-        after.contains("model edge-v4"),
+        after.contains(&format!("model {}", id.trim())),
         "header names the model:\n{after}"
     );
 
-    tmux.kill_window("daemon"); // the terminal goes away: SIGHUP, as when an SSH session drops
+    // The daemon stops (SIGTERM, as systemd or Ctrl-C would stop it; SIGHUP reloads its config).
+    let stopped = std::process::Command::new("pkill")
+        // anchored: the `sh -c` that runs it has the same words later in its command line
+        .args(["-TERM", "-f", &format!("^{earshotd} run --demo --listen {addr}")])
+        .status()
+        .expect("running pkill");
+    assert!(stopped.success(), "no earshotd with --socket {sock} to stop");
+    tmux.wait_for("daemon", "the daemon to stop", Duration::from_secs(10), |s| {
+        s.contains("EXITED 0")
+    });
+    tmux.kill_window("daemon");
     let lost = tmux.wait_for("console", "disconnected", Duration::from_secs(15), |s| {
         s.contains("disconnected")
     });

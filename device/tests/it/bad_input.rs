@@ -155,7 +155,7 @@ fn model_of_the_wrong_shape() {
         &out,
         &[
             &onnx.display().to_string(),
-            "expects 150 bands per frame, the front end gives 149",
+            "expects 150 bands per frame, the front end gives 137",
         ],
     );
 }

@@ -1,5 +1,6 @@
 mod analyze;
 mod bad_input;
+mod capture;
 mod hostile;
 mod run;
 mod server;

@@ -19,9 +19,17 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The shipped model directory.
+/// The shipped model directory (its id is the one line of models/SHIPPED).
 pub fn model_dir() -> PathBuf {
-    repo().join("models/edge-v4")
+    repo().join("models").join(shipped_id())
+}
+
+/// The shipped model's id.
+pub fn shipped_id() -> String {
+    std::fs::read_to_string(repo().join("models/SHIPPED"))
+        .expect("models/SHIPPED names the shipped model")
+        .trim()
+        .to_string()
 }
 
 /// `../shared/data` beside the repository, as in CI; fails loudly if absent.

@@ -27,16 +27,22 @@ def cmd_descriptors(args) -> None:
     print(f"wrote {windows}")
 
 
+def cmd_descriptors_4q(args) -> None:
+    """Raw descriptors of the 564 4q-dev clips (no ratings needed: the proxies are audio-only)."""
+    from . import proxies
+
+    out = D.TRAIN_DIR / "descriptors_4q.csv"
+    proxies.compute_descriptors({c["id"]: c["path"] for c in D.fourq(args.data)}, out, jobs=args.jobs)
+    print(f"wrote {out}")
+
+
 def cmd_cache(args) -> None:
     specs = D.spectrograms(args.data)
     print(f"{len(specs)} spectrograms cached in {D.CACHE_DIR}")
 
 
-MODEL_ID = "edge-v4"
-
-
 def cmd_export(args) -> None:
-    """Trains the shipped model on all 360 clips and writes models/<id>/."""
+    """Trains the shipped model on every clip and writes models/<id>/ (id: models/SHIPPED)."""
     import json
 
     import numpy as np
@@ -45,21 +51,26 @@ def cmd_export(args) -> None:
     from . import export as X
     from . import train as T
 
-    torch.set_num_threads(2)
-    ids, emo, mid = T.load_targets(args.data)
-    specs = D.spectrograms(args.data)
-    cfg = T.CONFIGS["edge"]
+    torch.set_num_threads(int(__import__("os").environ.get("EARSHOT_THREADS", "2")))
+    model_id = D.shipped_id()
+    cfg = T.CONFIGS[SHIPPED_CONFIG]
     if args.epochs is not None:
         cfg.epochs = args.epochs
+    ids, emo, mid = T.load_targets(args.data)
+    specs, bands = T.inputs(cfg, args.data)
+    fit_ids, fit_mid, signs = ids, mid, None
+    if cfg.fourq > 0:
+        fq_mid, signs = T.load_fourq_targets(args.data, ids)
+        fit_ids, fit_mid = ids + sorted(fq_mid), {**mid, **fq_mid}
     mean, std = T.band_stats(specs, ids)
-    model = T.fit(cfg, T.dataset(cfg, specs, ids, emo, mid), specs[ids[0]].shape[1], mean, std, seed=0)
-    out = D.MODELS_DIR / MODEL_ID
+    n_bands = next(iter(specs.values())).shape[1]
+    model = T.fit(cfg, T.dataset(cfg, specs, fit_ids, emo, fit_mid, None, bands, signs), n_bands, mean, std, seed=0,
+                  checkpoint=D.CACHE_DIR / "checkpoints" / f"export-{model_id}-{SHIPPED_CONFIG}.pt")
+    out = D.MODELS_DIR / model_id
     out.mkdir(exist_ok=True)
     X.export_onnx(model, out / "model.onnx")
-    rng = np.random.default_rng(0)
-    calib = [T.windows(specs[i])[0] for i in rng.choice(ids, 64, replace=False)]
-    X.quantize(out / "model.onnx", out / "model.int8.onnx", calib)
-    # checks: ONNX against torch, int8 against f32, on every clip's first window
+    X.quantize(out / "model.onnx", out / "model.int8.onnx", X.calibration_windows(cfg, specs, bands, fit_ids))
+    # checks: ONNX against torch, int8 against f32, on every rated clip's first window
     diffs, f32, q8 = [], [], []
     with torch.no_grad():
         for i in ids:
@@ -81,20 +92,27 @@ def cmd_export(args) -> None:
     if checks["onnx_vs_torch_max_abs"] > 1e-4:
         raise SystemExit(f"ONNX export differs from torch by {checks['onnx_vs_torch_max_abs']}")
     mid_means = np.mean([mid[i] for i in ids], axis=0)
-    meta = X.metadata(model, MODEL_ID, out, mid_means, {
-        "training": {"clips": len(ids), "seed": 0, "config": T.asdict(cfg), "proxies": T.PROXIES_VERSION,
-                     "data": "Soundtracks Set 1 (360 clips)"},
+    data_text = "Soundtracks Set 1 (360 clips)" + (" + 4q-dev (564 clips: proxies, valence and arousal signs)"
+                                                   if cfg.fourq > 0 else "")
+    meta = X.metadata(model, model_id, out, mid_means, {
+        "training": {"clips": len(fit_ids), "seed": 0, "config": T.asdict(cfg), "proxies": T.PROXIES_VERSION,
+                     "data": data_text},
+        "novelty": X.novelty(model, X.calibration_windows(cfg, specs, bands, fit_ids, n=len(fit_ids), seed=1)),
         "checks": checks,
     })
     (out / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
-    torch.save(model.state_dict(), D.CACHE_DIR / f"{MODEL_ID}.pt")
+    torch.save(model.state_dict(), D.CACHE_DIR / f"{model_id}.pt")
     print(f"wrote {out}")
+
+
+# the configuration (train.CONFIGS) that `export` trains as the shipped model
+SHIPPED_CONFIG = "robust-4q"
 
 
 def cmd_golden(args) -> None:
     from . import golden
 
-    model_dir = D.MODELS_DIR / MODEL_ID
+    model_dir = D.MODELS_DIR / D.shipped_id()
     golden.write(model_dir if (model_dir / "model.onnx").exists() else None)
     print(f"wrote {golden.TESTDATA}")
 
@@ -116,12 +134,41 @@ def cmd_cv(args) -> None:
 
 
 # what `all` trains: every row of the model card (in this order: the shipped model's runs first)
-CV_MODELS = ["edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1",
+CV_MODELS = ["robust-4q", "robust", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1",
              "direct-1d", "edge-x3", "edge-win", "edge-aug", "edge-w192", "edge-aux", "reference"]
 # variants compared run by run with a base (configs in train.CONFIGS; *-v1 and edge-v3: proxies version 1)
 SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge-v3", "edge"]  # vs edge-x1
 SCREENED_V3 = ["edge-mid1-2d-v1", "edge-win-2d"]  # vs edge-v3
 SCREENED_V4 = ["edge-mid1-2d", "edge-mid10", "edge-v3"]  # vs edge (edge-v4)
+
+
+# fold models measured by `robustness` (train/results/robustness.md) unless --models names others
+ROBUSTNESS_MODELS = ["robust", "robust-4q"]
+
+
+def cmd_robustness(args) -> None:
+    """Readings under simulated capture conditions: the shipped model and every fold model of --models."""
+    import json
+
+    from . import frontend
+    from . import robustness as R
+
+    out_dir = D.TRAIN_DIR / "results" / "robustness"
+    results = []
+    shipped = out_dir / "edge-v4-shipped.json"
+    if (D.MODELS_DIR / "edge-v4" / "model.onnx").exists() and not shipped.exists():
+        R.run_shipped(args.data, D.MODELS_DIR / "edge-v4", frontend.spectrogram_v1)
+    if shipped.exists():
+        results.append(json.loads(shipped.read_text()))
+    archs = ROBUSTNESS_MODELS if args.models == ",".join(CV_MODELS) else args.models.split(",")
+    for arch in archs:
+        path = out_dir / f"{arch}-s0.json"
+        if not path.exists():
+            R.run(args.data, arch)
+        results.append(json.loads(path.read_text()))
+    text = R.table(results, args.data)
+    (D.TRAIN_DIR / "results" / "robustness.md").write_text(text + "\n")
+    print(text)
 
 
 def cmd_report(args) -> None:
@@ -138,13 +185,21 @@ def cmd_report(args) -> None:
     text += "\n\nVariants of edge (edge-v4) against it on the same folds and seeds (mid-level r: each against "
     text += "the proxies it was trained on):\n\n"
     text += report.screening_table(args.data, "edge", SCREENED_V4)
+    text += "\n\nFront end version 2 (robust, edge-v5) against edge (edge-v4) on the same folds and seeds:\n\n"
+    text += report.screening_table(args.data, "edge", ["robust", "robust-clean"])
+    text += ("\n\n4q-dev (popular music), held-out folds grouped by artist: signs of valence and arousal "
+             "(balanced accuracy at the rating scale's midpoint, 0.5; AUC)\n\n")
+    text += report.fourq_table(args.data, ["robust", "robust-4q", "robust-clean"])
+    mid = report.fourq_mid_table(args.data, ["robust", "robust-4q", "robust-clean"])
+    if mid:
+        text += "\n\nMid-level outputs against the proxies, held-out clips of both data sets:\n\n" + mid
     (D.TRAIN_DIR / "results" / "cv.md").write_text(text + "\n")
     print(text)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="earshot_train", description=__doc__)
-    p.add_argument("step", choices=["descriptors", "cache", "sanity", "cv", "export", "golden", "report", "all"])
+    p.add_argument("step", choices=["descriptors", "descriptors-4q", "cache", "sanity", "cv", "export", "golden", "report", "robustness", "all"])
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[4] / "shared" / "data")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--models", default=",".join(CV_MODELS), help="comma list for cv")
@@ -154,15 +209,17 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     steps = {
         "descriptors": cmd_descriptors,
+        "descriptors-4q": cmd_descriptors_4q,
         "cache": cmd_cache,
         "export": cmd_export,
         "sanity": cmd_sanity,
         "cv": cmd_cv,
         "report": cmd_report,
+        "robustness": cmd_robustness,
         "golden": cmd_golden,
     }
     if args.step == "all":
-        for name in ["descriptors", "cache", "sanity", "cv", "export", "golden", "report"]:
+        for name in ["descriptors", "descriptors-4q", "cache", "sanity", "cv", "export", "golden", "report", "robustness"]:
             print(f"== {name}", flush=True)
             steps[name](args)
     else:

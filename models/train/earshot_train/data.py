@@ -20,6 +20,11 @@ CACHE_DIR = TRAIN_DIR / "cache"
 SPLITS_PATH = MODELS_DIR / "splits.json"
 
 
+def shipped_id() -> str:
+    """The shipped model's id: the one line of models/SHIPPED (also read by device/build.rs)."""
+    return (MODELS_DIR / "SHIPPED").read_text().strip()
+
+
 def audio_paths(data: Path) -> dict[int, Path]:
     audio = data / "soundtracks" / "audio"
     paths = {int(p.stem): p for p in sorted(audio.glob("*.mp3"))}
@@ -60,15 +65,55 @@ def load_splits(ids: list[int]) -> list[list[int]]:
     return json.loads(SPLITS_PATH.read_text())["folds"]
 
 
-def spectrograms(data: Path) -> dict[int, np.ndarray]:
-    """Log spectrogram of every clip, [frames, bands] float32, cached on disk."""
-    cache = CACHE_DIR / "spectrograms.npz"
+def _cached(name: str, paths: dict[int, Path], compute) -> dict[int, np.ndarray]:
+    """compute(audio) of every clip, float32, cached in CACHE_DIR/name (an .npz keyed by clip id)."""
+    cache = CACHE_DIR / name
     if cache.exists():
         with np.load(cache) as z:
             return {int(k): z[k] for k in z.files}
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    specs = {}
-    for i, path in audio_paths(data).items():
-        specs[i] = frontend.spectrogram(frontend.load_audio(path))
-    np.savez(cache, **{str(k): v for k, v in specs.items()})
-    return specs
+    out = {i: compute(frontend.load_audio(p)).astype(np.float32) for i, p in paths.items()}
+    np.savez(cache, **{str(k): v for k, v in out.items()})
+    return out
+
+
+def spectrograms(data: Path) -> dict[int, np.ndarray]:
+    """Front end version 1 spectrogram of every Soundtracks clip, [frames, 149], cached."""
+    return _cached("spectrograms.npz", audio_paths(data), frontend.spectrogram_v1)
+
+
+FOURQ_ID_BASE = 1000  # 4q-dev clip k (labels.csv order) has id 1000 + k, apart from Soundtracks' 1..360
+
+
+def fourq(data: Path) -> list[dict]:
+    """4q-dev clips in labels.csv order: id, path, quadrant, valence and arousal sign (+1/-1), artist."""
+    root = data / "4q-dev"
+    with open(root / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if len(rows) != 564:
+        raise SystemExit(f"{root}/labels.csv: expected 564 clips, found {len(rows)}; pass --data pointing at shared/data")
+    return [{"id": FOURQ_ID_BASE + k, "path": root / "audio" / r["file"], "quadrant": r["quadrant"],
+             "valence": int(r["valence_sign"]), "arousal": int(r["arousal_sign"]), "artist": r["artist"]}
+            for k, r in enumerate(rows)]
+
+
+def fourq_folds(clips: list[dict], n_folds: int = N_FOLDS, seed: int = 20261201) -> list[list[int]]:
+    """Folds grouped by artist (no artist on both sides), balanced in clip count."""
+    rng = np.random.default_rng(seed)
+    by_artist: dict[str, list[int]] = {}
+    for c in clips:
+        by_artist.setdefault(c["artist"], []).append(c["id"])
+    artists = sorted(by_artist)
+    rng.shuffle(artists)
+    artists.sort(key=lambda a: -len(by_artist[a]))  # largest first, each to the smallest fold
+    folds: list[list[int]] = [[] for _ in range(n_folds)]
+    for a in artists:
+        min(folds, key=len).extend(by_artist[a])
+    return [sorted(f) for f in folds]
+
+
+def band_magnitudes(data: Path) -> dict[int, np.ndarray]:
+    """Linear band magnitudes (front end version 2) of every Soundtracks and 4q-dev clip, cached."""
+    paths = dict(audio_paths(data))
+    paths.update({c["id"]: c["path"] for c in fourq(data)})
+    return _cached("bands_v2.npz", paths, frontend.band_magnitudes)

@@ -32,22 +32,30 @@ class Exported(nn.Module):
         self.encoder = edge.encoder
         self.mid = edge.mid
         self.emo = edge.emo
+        self.sigmoid = getattr(edge, "mid_act", "linear") == "sigmoid"
 
     def forward(self, spectrogram):
         e = self.encoder(spectrogram).transpose(1, 2)
         mid = self.mid(e.mean(dim=1))
+        if self.sigmoid:
+            mid = torch.sigmoid(mid)
         return e, mid, self.emo(mid)
 
 
 def export_onnx(edge: nn.Module, path: Path, frames: int = 313) -> None:
     model = fold_batchnorm(Exported(edge).eval())
-    dummy = torch.zeros(1, frames, frontend.N_BANDS)
+    dummy = torch.zeros(1, frames, n_bands(edge))
     torch.onnx.export(
         model, (dummy,), str(path), opset_version=OPSET, dynamo=False,
         input_names=["spectrogram"], output_names=["embedding", "mid_level", "emotions"],
         dynamic_axes={"spectrogram": {1: "T"}, "embedding": {1: "P"}},
     )
     _inline_identities(path)
+
+
+def n_bands(edge: nn.Module) -> int:
+    """The model's input width (the front end's band count it was trained on)."""
+    return int(edge.encoder.norm.mean.shape[0])
 
 
 def _inline_identities(path: Path) -> None:
@@ -140,19 +148,59 @@ def metadata(edge: nn.Module, model_id: str, out_dir: Path, mid_means: np.ndarra
             "emotions": "(rating - 1) / 8: 0..1 over the 1..9 Soundtracks rating scale",
             "mid_level": "quantile of the DSP proxy target among the 360 Soundtracks clips, 0..1",
         },
-        "input": {"name": "spectrogram", "shape": [1, "T", frontend.N_BANDS], "dtype": "float32",
+        "input": {"name": "spectrogram", "shape": [1, "T", n_bands(edge)], "dtype": "float32",
                   "window_frames": 313, "receptive_field_frames": enc.receptive_field},
         "outputs": {"embedding": [1, "T - %d" % (enc.receptive_field - 1), enc.emb], "mid_level": [1, 7],
                     "emotions": [1, 8]},
         "frontend": frontend.params(),
         "normalisation": {"mean": enc.norm.mean.tolist(), "std": enc.norm.std.tolist(),
                           "where": "inside the model, after the input"},
-        "head": {"mid_weight": edge.mid.weight.detach().tolist(), "mid_bias": edge.mid.bias.detach().tolist()},
+        "head": {"mid_weight": edge.mid.weight.detach().tolist(), "mid_bias": edge.mid.bias.detach().tolist(),
+                 "activation": getattr(edge, "mid_act", "linear")},
         "linear": {"weight": edge.emo.weight.detach().tolist(), "bias": edge.emo.bias.detach().tolist()},
         "mid_level_means": [float(v) for v in mid_means],
-        "macs_per_window": count_macs(edge, 313, frontend.N_BANDS),
+        "macs_per_window": count_macs(edge, 313, n_bands(edge)),
         "parameters": sum(p.numel() for m in (edge.encoder, edge.mid, edge.emo) for p in m.parameters()),
         "files": {name: {"sha256": sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
                   for name in ["model.onnx", "model.int8.onnx"]},
         **extra,
     }
+
+
+def calibration_windows(cfg, specs: dict, bands: dict | None, ids: list[int], n: int = 64, seed: int = 0):
+    """`n` clean windows of training clips and, with simulated capture, `n` captured ones: int8
+    calibration (so the quantisation ranges cover a room too) and novelty() statistics."""
+    from . import train as T
+
+    rng = np.random.default_rng(seed)
+    chosen = [int(i) for i in rng.choice(ids, n, replace=False)]
+    clean = [T.windows(specs[i])[0] for i in chosen]
+    if bands is None or not cfg.capture:
+        return clean
+    crop = T.crop_maker(cfg, bands[chosen[0]].shape[1])
+    captured = []
+    for i in chosen:
+        b = bands[i]
+        t0 = int(rng.integers(0, max(len(b) - T.WINDOW, 0) + 1))
+        c0 = max(t0 - T.AGC_CONTEXT, 0)
+        captured.append(crop(b[c0:t0 + T.WINDOW], t0 - c0, rng))
+    return clean + captured
+
+
+def novelty(edge: nn.Module, windows: list[np.ndarray], shrink: float = 0.05) -> dict:
+    """How far a window's mean embedding may lie from the training windows' before a reading is
+    flagged `in_range: false`. Mahalanobis distance against the training windows (clean and
+    captured), covariance shrunk towards its mean variance (`shrink`), stored as a whitening
+    matrix W: distance = sqrt(|W (e - mean)|^2 / dim); threshold = its 99th percentile there."""
+    with torch.no_grad():
+        e = np.stack([edge.embed(torch.from_numpy(np.ascontiguousarray(w))[None])[0].mean(0).numpy()
+                      for w in windows]).astype(np.float64)
+    mean = e.mean(0)
+    cov = np.cov(e.T)
+    cov += shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    whiten = (vecs / np.sqrt(vals)) @ vecs.T  # symmetric inverse square root
+    dist = np.sqrt((((e - mean) @ whiten.T) ** 2).mean(1))
+    return {"mean": mean.tolist(), "whiten": [[float(f"{v:.6g}") for v in row] for row in whiten],
+            "threshold": float(np.percentile(dist, 99)), "windows": len(e),
+            "distance": "sqrt(mean((whiten @ (embedding_mean - mean))^2))"}

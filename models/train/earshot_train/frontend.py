@@ -68,7 +68,7 @@ def filterbank(sample_rate: int = SAMPLE_RATE, frame_size: int = FRAME_SIZE) -> 
     return fb
 
 
-N_BANDS = filterbank().shape[1]
+N_BANDS_V1 = filterbank().shape[1]  # 149: version 1 used every band up to Nyquist
 
 
 def n_frames(n_samples: int) -> int:
@@ -76,18 +76,76 @@ def n_frames(n_samples: int) -> int:
     return 0 if n_samples < FRAME_SIZE else 1 + (n_samples - FRAME_SIZE) // HOP_SIZE
 
 
-def spectrogram(audio: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """Mono audio at SAMPLE_RATE in [-1, 1] -> [frames, N_BANDS] log10(1 + filterbank(|STFT|))."""
+def spectrogram_v1(audio: np.ndarray) -> np.ndarray:
+    """Front end version 1 (models up to edge-v4): [frames, 149] log10(1 + filterbank(|STFT|))."""
+    return np.log10(1.0 + band_magnitudes(audio, FMAX_HZ)).astype(np.float32)
+
+
+# Version 2 (capture-robust): only the bands the training audio fills (up to 8 kHz;
+# 64 kbit/s mp3s hold little above ~10 kHz and some 4q-dev clips nothing above
+# ~8 kHz), and a level-relative compression. A slow automatic gain control divides
+# the band magnitudes by the running level of the music, so an unknown microphone
+# gain does not move the input, and components far below that level (a noise
+# floor, the quiet top bands of a frame) compress towards 0 instead of being
+# amplified by per-band normalisation.
+V2_FMAX_HZ = 8000.0
+AGC_TAU_S = 3.0  # time constant of the running level (frames weigh exp(-age / tau))
+AGC_MIN_LEVEL = 1.5  # log10 units: quieter than any music; below it, no further gain (silence stays quiet)
+HEADROOM = 2.5  # log10 units (50 dB): a band this far below the running level reads ~log10(2)
+
+
+def band_magnitudes(audio: np.ndarray, fmax_hz: float = V2_FMAX_HZ) -> np.ndarray:
+    """Mono audio at SAMPLE_RATE in [-1, 1] -> [frames, bands] filterbank(|STFT|), linear, 16-bit scale."""
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:
         raise ValueError(f"expected mono audio, got shape {audio.shape}")
+    fb = filterbank_up_to(fmax_hz)
     count = n_frames(len(audio))
     if count == 0:
-        return np.zeros((0, N_BANDS), dtype=dtype)
+        return np.zeros((0, fb.shape[1]))
     idx = np.arange(FRAME_SIZE)[None, :] + HOP_SIZE * np.arange(count)[:, None]
     frames = audio[idx] * (INPUT_SCALE * hann_window())[None, :]
-    mag = np.abs(np.fft.rfft(frames, axis=1))
-    return np.log10(1.0 + mag @ filterbank()).astype(dtype)
+    return np.abs(np.fft.rfft(frames, axis=1)) @ fb
+
+
+def filterbank_up_to(fmax_hz: float) -> np.ndarray:
+    """The same triangular bands, keeping those whose stop bin lies at or below fmax_hz."""
+    bins = filterbank_bins()
+    keep = int(np.sum(bins[2:] * SAMPLE_RATE / FRAME_SIZE <= fmax_hz))
+    return filterbank()[:, :keep]
+
+
+N_BANDS = filterbank_up_to(V2_FMAX_HZ).shape[1]  # 137: the model's input width
+
+
+def agc_decay() -> float:
+    return float(np.exp(-HOP_SIZE / (SAMPLE_RATE * AGC_TAU_S)))
+
+
+def compress(bands: np.ndarray, level: float | None = None) -> tuple[np.ndarray, float]:
+    """Band magnitudes [frames, bands] -> level-relative log spectrogram, and the running level after.
+
+    level_t = a level_(t-1) + (1 - a) mean_j log10(1 + B[t, j]), started at the first frame's
+    value (or `level`, carried over from the previous chunk of a stream);
+    S[t, j] = log10(1 + B[t, j] * 10^(HEADROOM - max(level_t, AGC_MIN_LEVEL))).
+    """
+    bands = np.asarray(bands, dtype=np.float64)
+    if len(bands) == 0:
+        return np.zeros(bands.shape, dtype=np.float32), level
+    a = agc_decay()
+    m = np.log10(1.0 + bands).mean(axis=1)
+    lev = np.empty(len(m))
+    prev = m[0] if level is None else level
+    for t, v in enumerate(m):  # a one-pole filter, in the daemon's order of operations
+        prev = a * prev + (1.0 - a) * v
+        lev[t] = prev
+    gain = 10.0 ** (HEADROOM - np.maximum(lev, AGC_MIN_LEVEL))
+    return np.log10(1.0 + bands * gain[:, None]).astype(np.float32), float(lev[-1])
+
+
+def spectrogram(audio: np.ndarray) -> np.ndarray:
+    """Mono audio at SAMPLE_RATE in [-1, 1] -> [frames, N_BANDS] model input (front end version 2)."""
+    return compress(band_magnitudes(audio))[0]
 
 
 def load_audio(path) -> np.ndarray:
@@ -107,16 +165,21 @@ def load_audio(path) -> np.ndarray:
 def params() -> dict:
     """Front-end parameters as recorded in metadata.json."""
     return {
+        "version": 2,
         "sample_rate_hz": SAMPLE_RATE,
         "frame_size": FRAME_SIZE,
         "hop_size": HOP_SIZE,
         "window": "hann-periodic",
         "bands_per_octave": BANDS_PER_OCTAVE,
         "fmin_hz": FMIN_HZ,
-        "fmax_hz": FMAX_HZ,
+        "fmax_hz": V2_FMAX_HZ,
         "a4_hz": A4_HZ,
         "input_scale": INPUT_SCALE,
         "n_bands": int(N_BANDS),
-        "compression": "log10(1 + x)",
-        "filterbank_bins": [int(b) for b in filterbank_bins()],
+        "compression": "log10(1 + x * 10^(headroom - max(level, min_level))), level: running mean of "
+                       "log10(1 + x) over bands, time constant agc_tau_s",
+        "agc_tau_s": AGC_TAU_S,
+        "agc_min_level": AGC_MIN_LEVEL,
+        "headroom": HEADROOM,
+        "filterbank_bins": [int(b) for b in filterbank_bins()[:N_BANDS + 2]],
     }

@@ -115,8 +115,12 @@ class Edge(nn.Module):
 
     bottleneck = True
 
-    def __init__(self, n_bands: int, dropout_head: float = 0.3, members: int = 1, plane: bool = False, **enc):
+    def __init__(self, n_bands: int, dropout_head: float = 0.3, members: int = 1, plane: bool = False,
+                 mid_act: str = "linear", **enc):
         super().__init__()
+        if mid_act not in ("linear", "sigmoid"):
+            raise ValueError(f"mid_act {mid_act!r}: expected linear or sigmoid")
+        self.mid_act = mid_act
         kind = PlaneEncoder if plane else TimeEncoder
         self.encoder = kind(n_bands, **enc) if members == 1 else Members(n_bands, members, kind, **enc)
         self.members = members
@@ -127,9 +131,14 @@ class Edge(nn.Module):
     def embed(self, spec):
         return self.encoder(spec).transpose(1, 2)  # [B, T', emb]
 
+    def head(self, pooled):
+        """Mean embedding -> mid-level; with sigmoid, inside 0..1 (the targets are quantiles)."""
+        mid = self.mid(pooled)
+        return torch.sigmoid(mid) if self.mid_act == "sigmoid" else mid
+
     def forward(self, spec):
         e = self.embed(spec)
-        mid = self.mid(self.drop(e.mean(dim=1)))
+        mid = self.head(self.drop(e.mean(dim=1)))
         return mid, self.emo(mid), e
 
     def member_outputs(self, spec):

@@ -339,3 +339,28 @@ def proxy_table(descriptors: dict[int, dict[str, float]]) -> tuple[list[int], np
             acc += sign * (x - x.mean()) / (x.std() + 1e-12)
         out[:, j] = quantiles(acc / len(RECIPES[name]))
     return ids, out
+
+
+def proxy_scores(descriptors: dict[int, dict[str, float]], reference: list[int]) -> tuple[list[int], np.ndarray]:
+    """[n_clips, 7] proxies of any clips, on the scale of the `reference` clips (Soundtracks).
+
+    Every recipe's standardisation and regression is fitted on the reference clips only, and a
+    clip's score maps to its quantile among the reference scores (interpolated, clipped to 0..1),
+    so 0.8 keeps meaning "as high as the top 20 % of the film-music clips"; the reference clips
+    themselves get the targets of proxy_table.
+    """
+    ids = sorted(descriptors)
+    ref = np.array([ids.index(i) for i in reference])
+    out = np.zeros((len(ids), len(MID_LEVEL)))
+    for j, name in enumerate(MID_LEVEL):
+        acc = np.zeros(len(ids))
+        for sign, d, *controls in RECIPES[name]:
+            x = np.array([descriptors[i][d] for i in ids])
+            if controls:
+                a = np.column_stack([np.ones(len(ids))] + [[descriptors[i][c] for i in ids] for c in controls[0]])
+                x = x - a @ np.linalg.lstsq(a[ref], x[ref], rcond=None)[0]
+            acc += sign * (x - x[ref].mean()) / (x[ref].std() + 1e-12)
+        acc /= len(RECIPES[name])
+        ranks = np.sort(acc[ref])
+        out[:, j] = np.interp(acc, ranks, np.arange(len(ref)) / (len(ref) - 1))
+    return ids, out

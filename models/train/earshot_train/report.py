@@ -106,7 +106,7 @@ def load_results(arch: str) -> list[dict]:
 
 
 # results/edge-v3 and results/*-v1: runs on proxies version 1 that no current config reproduces
-CV_ROWS = ("edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
+CV_ROWS = ("robust", "robust-4q", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
            "edge-mid1", "direct-1d", "reference")
 
 
@@ -226,3 +226,111 @@ def spectrogram_baseline(data: Path) -> str:
         "| target | " + " | ".join(D.EMOTIONS) + " | avg |", "|---" * 10 + "|",
         "| ratings | " + " | ".join(f"{v:.2f}" for v in emo.mean(0)) + f" | {emo.mean():.3f} |",
     ])
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative."""
+    from scipy.stats import rankdata
+
+    r = rankdata(score)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _balanced_accuracy(score: np.ndarray, positive: np.ndarray, threshold: float) -> float:
+    pred = score > threshold
+    return float(((pred & positive).sum() / positive.sum() + (~pred & ~positive).sum() / (~positive).sum()) / 2)
+
+
+def sign_scores(valence: np.ndarray, energy: np.ndarray, clips: list[dict]) -> dict:
+    """Balanced accuracy (threshold: the rating scale's midpoint, 0.5) and AUC of valence and
+    energy against the valence and arousal signs of 4q-dev clips."""
+    v = np.array([c["valence"] > 0 for c in clips])
+    a = np.array([c["arousal"] > 0 for c in clips])
+    return {"valence_bacc": _balanced_accuracy(valence, v, 0.5), "valence_auc": _auc(valence, v),
+            "arousal_bacc": _balanced_accuracy(energy, a, 0.5), "arousal_auc": _auc(energy, a)}
+
+
+def _ridge_fit(x, y, lam):
+    mu, sd = x.mean(0), x.std(0) + 1e-12
+    a = (x - mu) / sd
+    w = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (y - y.mean(0)))
+    return lambda z: (z - mu) / sd @ w + y.mean(0)
+
+
+def fourq_baselines(data: Path) -> dict[str, list[dict]]:
+    """Essentia descriptors + ridge on the same artist-grouped 4q-dev folds: trained on the
+    Soundtracks ratings only (zero-shot), and on the 4q-dev signs of the other folds (+1/-1 targets)."""
+    path = D.TRAIN_DIR / "descriptors_4q.csv"
+    if not path.exists():
+        return {}
+    ids, y = D.ratings(data)
+    desc = read_table(D.TRAIN_DIR / "descriptors.csv")
+    fq_desc = read_table(path)
+    clips = [c for c in D.fourq(data) if c["id"] in fq_desc]
+    if len(clips) < 564:
+        return {}
+    names = sorted(next(iter(desc.values())))
+    xs = np.array([[desc[i][d] for d in names] for i in ids])
+    zero = _ridge_fit(xs, y[:, :2], 10.0)
+    by_id = {c["id"]: c for c in clips}
+    out: dict[str, list[dict]] = {"essentia ridge, Soundtracks only (zero-shot)": [],
+                                  "essentia ridge, trained on 4q-dev signs": []}
+    folds = D.fourq_folds(D.fourq(data))
+    for k, test in enumerate(folds):
+        xt = np.array([[fq_desc[i][d] for d in names] for i in test])
+        tc = [by_id[i] for i in test]
+        p = zero(xt)
+        out["essentia ridge, Soundtracks only (zero-shot)"].append(sign_scores(p[:, 0], p[:, 1], tc))
+        train = [i for f, fold in enumerate(folds) if f != k for i in fold]
+        xr = np.array([[fq_desc[i][d] for d in names] for i in train])
+        yr = np.array([[by_id[i]["valence"], by_id[i]["arousal"]] for i in train], dtype=float)
+        q = _ridge_fit(xr, yr, 10.0)(xt) / 2 + 0.5  # signs -1..1 onto the 0..1 scale, midpoint 0.5
+        out["essentia ridge, trained on 4q-dev signs"].append(sign_scores(q[:, 0], q[:, 1], tc))
+    return out
+
+
+def fourq_table(data: Path, archs) -> str:
+    """Valence and arousal signs of held-out 4q-dev clips (folds grouped by artist)."""
+    clips = {c["id"]: c for c in D.fourq(data)}
+    rows = {}
+    for arch in archs:
+        runs = [r for r in load_results(arch) if r.get("fourq")]
+        if runs:
+            rows[arch] = [sign_scores(np.array(r["fourq"]["emotions"])[:, 0], np.array(r["fourq"]["emotions"])[:, 1],
+                                      [clips[i] for i in r["fourq"]["ids"]]) for r in runs]
+    rows.update(fourq_baselines(data))
+    keys = ["valence_bacc", "valence_auc", "arousal_bacc", "arousal_auc"]
+    lines = ["| model | runs | valence balanced accuracy | valence AUC | arousal balanced accuracy | arousal AUC |",
+             "|---" * 6 + "|"]
+    for name, scores in rows.items():
+        cells = [f"{np.mean([s[k] for s in scores]):.3f} +- {np.std([s[k] for s in scores]):.3f}" for k in keys]
+        lines.append(f"| {name} | {len(scores)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fourq_mid_table(data: Path, archs) -> str:
+    """Mid-level outputs against the proxies on held-out clips of both data sets (924 clips in all)."""
+    from .train import load_fourq_targets
+
+    ids, _ = D.ratings(data)
+    try:
+        fq_mid, _ = load_fourq_targets(data, ids)
+    except SystemExit:
+        return ""
+    sound = _proxies(PROXIES_VERSION)
+    lines = ["| model | clips | " + " | ".join(MID_LEVEL) + " | avg |", "|---" * 10 + "|"]
+    for arch in archs:
+        rs = []
+        for r in load_results(arch):
+            if not r.get("fourq") or not r.get("mid_level"):
+                continue
+            pred = np.array(r["mid_level"] + r["fourq"]["mid_level"])
+            truth = np.array([[sound[i][m] for m in MID_LEVEL] for i in r["ids"]] +
+                             [fq_mid[i] for i in r["fourq"]["ids"]])
+            rs.append(pearson(pred, truth))
+        if rs:
+            m = np.mean(rs, axis=0)
+            lines.append(f"| {arch} | Soundtracks + 4q-dev, {len(rs)} runs | " + " | ".join(f"{v:.2f}" for v in m) +
+                         f" | {m.mean():.3f} |")
+    return "\n".join(lines)

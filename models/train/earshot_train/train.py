@@ -43,6 +43,11 @@ class Config:
     aux_weight: float = 0.0  # extra head (training only) predicting the raw descriptors of each crop's window
     plane: tuple = ()  # channels of 2-D (time, frequency) layers before the 1-D ones (model.PlaneEncoder)
     members: int = 1  # encoders trained side by side as one ensemble network (model.Members)
+    frontend: int = 1  # 1: log10(1 + x) spectrogram; 2: level-relative (frontend.compress), 8 kHz
+    capture: bool = False  # simulated room and microphone on every training crop (capture.Simulator)
+    mid_act: str = "linear"  # "sigmoid": mid-level outputs inside 0..1 by construction
+    fourq: float = 0.0  # > 0: also train on the 4q-dev clips outside the fold (proxies, and valence and
+    # arousal signs with this loss weight); front end version 2 only
     seeds: int = 99  # at most this many seeds in `cv` (screened variants: 1; the reference: 30 min per run)
 
     @property
@@ -76,17 +81,39 @@ CONFIGS = {
     "edge-aug": Config(arch="edge", mid_weight=0.3, shift=4, gain_db=6, seeds=1, **_EDGE),
     "edge-w192": Config(arch="edge", mid_weight=0.3, seeds=1, **{**_EDGE, "width": 192}),
     "edge-aux": Config(arch="edge", mid_weight=0.3, aux_weight=0.3, seeds=1, **_EDGE),
+    # capture-robust: front end version 2 (level-relative, 8 kHz), simulated capture on every
+    # crop, mid-level through a sigmoid (0..1 by construction)
+    "robust": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, capture=True, mid_act="sigmoid",
+                     **_EDGE),
+    # robust, and trained with the 4q-dev clips of the other folds (popular music: proxies and the
+    # valence / arousal signs); fewer epochs, as an epoch holds 2.5 times the clips
+    "robust-4q": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, capture=True, mid_act="sigmoid",
+                        fourq=1.0, **{**_EDGE, "epochs": 30}),
+    # the same on the clean front end version 2 without simulated capture: what the simulation costs
+    "robust-clean": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, mid_act="sigmoid", seeds=1,
+                           **_EDGE),
     # the paper's network on 2 CPU cores: 5 s crops, one seed (about 30 min per run, one thread)
     "reference": Config(arch="reference", epochs=40, batch=8, lr=5e-4, mid_weight=0.3, crop=157, seeds=1),
 }
 
 
+AGC_CONTEXT = 94  # frames (3 s, one AGC time constant) before a version-2 crop, so its level has settled
+
+
 class Dataset:
     def __init__(self, specs: dict[int, np.ndarray], ids, emo: dict[int, np.ndarray], mid: dict[int, np.ndarray],
-                 window_mid: dict[int, np.ndarray] | None = None, window_aux: dict[int, np.ndarray] | None = None):
+                 window_mid: dict[int, np.ndarray] | None = None, window_aux: dict[int, np.ndarray] | None = None,
+                 crop_input=None, signs: dict[int, np.ndarray] | None = None):
+        """`specs`: the model's input per clip, or with `crop_input` the linear band magnitudes that
+        `crop_input(bands[t0 - context: t0 + crop], context, rng)` turns into one crop's input."""
         self.ids = list(ids)
+        self.crop_input = crop_input
         self.specs = [torch.from_numpy(specs[i]) for i in self.ids]
-        self.emo = torch.tensor(np.stack([emo[i] for i in self.ids]), dtype=torch.float32)
+        # clips without ratings (4q-dev) have NaN emotions and carry signs instead; rated clips sign 0
+        nan = np.full(len(D.EMOTIONS), np.nan)
+        self.emo = torch.tensor(np.stack([emo.get(i, nan) for i in self.ids]), dtype=torch.float32)
+        signs = signs or {}
+        self.signs = torch.tensor(np.stack([signs.get(i, np.zeros(2)) for i in self.ids]), dtype=torch.float32)
         self.mid = torch.tensor(np.stack([mid[i] for i in self.ids]), dtype=torch.float32)
         # per clip [windows, 7], window k starting at frame k * WINDOW_HOP
         self.window_mid = None if window_mid is None else [torch.tensor(window_mid[i], dtype=torch.float32)
@@ -102,13 +129,18 @@ class Dataset:
             for i in idx:
                 s = self.specs[i]
                 t0 = int(rng.integers(0, max(len(s) - crop, 0) + 1))
-                crops.append(s[t0:t0 + crop])
+                if self.crop_input is None:
+                    crops.append(s[t0:t0 + crop])
+                else:
+                    c0 = max(t0 - AGC_CONTEXT, 0)
+                    crops.append(torch.from_numpy(self.crop_input(s[c0:t0 + crop].numpy(), t0 - c0, rng)))
                 w = round(t0 / WINDOW_HOP)  # the window nearest the crop (clamped to the clip's last)
                 if self.window_mid is not None:
                     mids.append(self.window_mid[i][min(w, len(self.window_mid[i]) - 1)])
                 if self.window_aux is not None:
                     auxs.append(self.window_aux[i][min(w, len(self.window_aux[i]) - 1)])
             mid = torch.stack(mids) if mids else self.mid[idx]
+            self.last_signs = self.signs[idx]
             yield torch.stack(crops), mid, self.emo[idx], (torch.stack(auxs) if auxs else None)
 
 
@@ -149,6 +181,8 @@ def build(cfg: Config, n_bands: int, mean: np.ndarray, std: np.ndarray) -> nn.Mo
         if cfg.plane:
             extra.update(plane=True, planes=cfg.plane)
             depth -= len(cfg.plane)
+        if cfg.mid_act != "linear":
+            extra["mid_act"] = cfg.mid_act
         model = ARCHS[cfg.arch](n_bands, channels=(w,) * depth, dilations=tuple(2**i for i in range(cfg.depth)),
                                 emb=w, dropout=cfg.dropout, **extra)
     norm = model.encoder.norm if hasattr(model, "encoder") else model.norm
@@ -170,7 +204,8 @@ def fit(cfg: Config, train: Dataset, n_bands: int, mean, std, seed: int, log=pri
     steps = cfg.epochs * (len(train.ids) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
     # each target counts by its own spread, so the low-variance emotions are not drowned by the proxies
-    emo_w = 1.0 / train.emo.var(0)
+    rated = ~torch.isnan(train.emo[:, 0])
+    emo_w = 1.0 / train.emo[rated].var(0)
     mid_w = 1.0 / train.mid.var(0)
     aux_w = None if train.window_aux is None else 1.0 / torch.cat(train.window_aux).var(0)
     start = 0
@@ -192,7 +227,7 @@ def fit(cfg: Config, train: Dataset, n_bands: int, mean, std, seed: int, log=pri
                 mid, emo, e = model.member_outputs(x)
             else:
                 mid, emo, e = model(x)
-            loss = ((emo - emo_t) ** 2 * emo_w).mean()
+            loss = emotion_loss(emo, emo_t, emo_w, train.last_signs, cfg.fourq)
             if aux_t is not None:
                 loss = loss + cfg.aux_weight * ((model.aux(e.mean(dim=1)) - aux_t) ** 2 * aux_w).mean()
             if mid is not None:
@@ -213,6 +248,22 @@ def fit(cfg: Config, train: Dataset, n_bands: int, mean, std, seed: int, log=pri
             tmp.replace(checkpoint)
     model.eval()
     return model
+
+
+SIGN_SHARPNESS = 10.0  # logit per unit of the 0..1 emotion scale: 0.1 above the midpoint reads e^1 : 1
+
+
+def emotion_loss(emo, emo_t, emo_w, signs, sign_weight: float):
+    """MSE on rated clips; on clips with valence / arousal signs only, a logistic loss on which side
+    of the rating scale's midpoint (0.5) valence and energy fall."""
+    rated = ~torch.isnan(emo_t[:, 0])
+    loss = ((emo[rated] - emo_t[rated]) ** 2 * emo_w).sum() / max(int(rated.sum()), 1) / emo.shape[1]
+    has = signs != 0
+    if sign_weight > 0 and bool(has.any()):
+        logits = SIGN_SHARPNESS * (emo[:, :2] - 0.5)
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, (signs > 0).float(), reduction="none")
+        loss = loss + sign_weight * bce[has].mean()
+    return loss
 
 
 def windows(spec: np.ndarray, window: int = WINDOW, hop: int = EVAL_HOP) -> np.ndarray:
@@ -240,13 +291,42 @@ def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 RHYTHM = [2, 3]  # rhythm_stability, rhythm_complexity in MID_LEVEL
 
 
-def dataset(cfg: Config, specs, ids, emo, mid, window=None) -> Dataset:
-    """The training set with the targets `cfg` asks for (`window`: from load_window_targets)."""
+def dataset(cfg: Config, specs, ids, emo, mid, window=None, bands=None, signs=None) -> Dataset:
+    """The training set with the targets `cfg` asks for (`window`: from load_window_targets;
+    `bands`: linear band magnitudes, which front end version 2 trains from)."""
     if window is None and cfg.uses_windows:
         window = load_window_targets(mid)
     wm = window[0] if cfg.mid_targets == "window" else None
     wa = window[1] if cfg.aux_weight > 0 else None
+    if cfg.frontend == 2:
+        return Dataset(bands, ids, emo, mid, wm, wa, crop_input=crop_maker(cfg, next(iter(bands.values())).shape[1]),
+                       signs=signs)
     return Dataset(specs, ids, emo, mid, wm, wa)
+
+
+def crop_maker(cfg: Config, n_bands: int):
+    """Linear bands with `context` frames of lead-in -> one training crop of front end version 2."""
+    from . import frontend
+    from .capture import Simulator
+
+    sim = Simulator(n_bands) if cfg.capture else None
+
+    def crop_input(bands: np.ndarray, context: int, rng: np.random.Generator) -> np.ndarray:
+        if sim is not None:
+            bands = sim(bands, rng)
+        return frontend.compress(bands)[0][context:]
+
+    return crop_input
+
+
+def inputs(cfg: Config, data: Path) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None]:
+    """Every clip's clean model input (evaluation, statistics) and, for front end 2, its bands."""
+    if cfg.frontend == 2:
+        from . import frontend
+
+        bands = D.band_magnitudes(data)
+        return {i: frontend.compress(b)[0] for i, b in bands.items()}, bands
+    return D.spectrograms(data), None
 
 
 def load_window_targets(clip_mid: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
@@ -274,6 +354,24 @@ def load_window_targets(clip_mid: dict[int, np.ndarray]) -> tuple[dict[int, np.n
     for i, w in mids.items():
         w[:, RHYTHM] = clip_mid[i][RHYTHM]
     return mids, {i: np.array(v) for i, v in aux.items()}
+
+
+def load_fourq_targets(data: Path, ids: list[int]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """4q-dev proxies on the Soundtracks scale (proxies.proxy_scores) and (valence, arousal) signs."""
+    from .proxies import proxy_scores, read_table
+
+    path = D.TRAIN_DIR / "descriptors_4q.csv"
+    clips = D.fourq(data)
+    desc = read_table(D.TRAIN_DIR / "descriptors.csv")
+    extra = read_table(path) if path.exists() else {}
+    missing = [c["id"] for c in clips if c["id"] not in extra]
+    if missing:
+        raise SystemExit(f"{path}: {len(missing)} of 564 4q-dev clips lack descriptors; "
+                         "run `python -m earshot_train descriptors-4q` first")
+    desc.update(extra)
+    all_ids, scores = proxy_scores(desc, ids)
+    mid = {i: scores[k] for k, i in enumerate(all_ids) if i >= D.FOURQ_ID_BASE}
+    return mid, {c["id"]: np.array([c["valence"], c["arousal"]], dtype=float) for c in clips}
 
 
 def load_targets(data: Path):
@@ -318,12 +416,14 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
     import tempfile
 
     ids, emo, mid = load_targets(data)
-    specs = D.spectrograms(data)
     folds = D.load_splits(ids)
-    n_bands = next(iter(specs.values())).shape[1]
     window = None
     if any(CONFIGS[a].uses_windows for a in archs):
         window = load_window_targets(mid)
+    fq_folds = D.fourq_folds(D.fourq(data))
+    fq_mid, fq_signs = (None, None)
+    if any(CONFIGS[a].fourq > 0 for a in archs):
+        fq_mid, fq_signs = load_fourq_targets(data, ids)
     runs = [(seed, arch, k) for seed in range(seeds) for arch in archs for k in range(len(folds))]
     for n, (seed, arch, k) in enumerate(runs):
         test_ids = folds[k]
@@ -334,13 +434,21 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
         if out.exists() or seed >= cfg.seeds:
             continue
         train_ids = [i for i in ids if i not in set(test_ids)]
+        specs, bands = inputs(cfg, data)
+        n_bands = next(iter(specs.values())).shape[1]
         mean, std = band_stats(specs, train_ids)
         t0 = time.time()
         log(f"  {arch} fold {k} seed {seed}")
         ckpt = D.CACHE_DIR / "checkpoints" / f"{arch}-f{k}-s{seed}.pt"
-        model = fit(cfg, dataset(cfg, specs, train_ids, emo, mid, window), n_bands, mean, std, seed, log, ckpt)
+        fit_ids, fit_mid = train_ids, mid
+        if cfg.fourq > 0:
+            fit_ids = train_ids + [i for f, fold in enumerate(fq_folds) if f != k for i in fold]
+            fit_mid = {**mid, **fq_mid}
+        model = fit(cfg, dataset(cfg, specs, fit_ids, emo, fit_mid, window, bands, fq_signs), n_bands, mean, std,
+                    seed, log, ckpt)
         preds = {i: predict_clip(model, specs[i]) for i in test_ids}
         out.parent.mkdir(parents=True, exist_ok=True)
+        (D.CACHE_DIR / "models").mkdir(parents=True, exist_ok=True)
         result = {
             "arch": arch, "fold": k, "seed": seed, "config": asdict(cfg), "proxies": PROXIES_VERSION,
             "train_seconds": round(time.time() - t0, 1),
@@ -348,10 +456,17 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
             "emotions": [preds[i][1].tolist() for i in test_ids],
             "mid_level": None if preds[test_ids[0]][0] is None else [preds[i][0].tolist() for i in test_ids],
         }
+        if cfg.frontend == 2:  # popular music, never trained on in this run (zero-shot unless cfg.fourq)
+            fq_preds = {i: predict_clip(model, specs[i]) for i in fq_folds[k]}
+            result["fourq"] = {"ids": fq_folds[k], "emotions": [fq_preds[i][1].tolist() for i in fq_folds[k]],
+                               "mid_level": [fq_preds[i][0].tolist() for i in fq_folds[k]]}
         if ARCHS[cfg.arch].bottleneck and cfg.arch != "reference":
             with tempfile.TemporaryDirectory() as tmp:
                 result.update(int8_predictions(model, specs, train_ids, test_ids, Path(tmp)))
         out.write_text(json.dumps(result) + "\n")
+        # the fold's weights, for evaluations after the fact (robustness.py)
+        torch.save({"config": asdict(cfg), "n_bands": n_bands, "model": model.state_dict()},
+                   D.CACHE_DIR / "models" / f"{arch}-f{k}-s{seed}.pt")
         ckpt.unlink(missing_ok=True)
         r = pearson(np.array(result["emotions"]), np.stack([emo[i] for i in test_ids]))
         log(f"    -> avg r {r.mean():.3f} ({time.time() - t0:.0f} s)")

@@ -13,7 +13,7 @@ import pytest
 from earshot_train import frontend as F
 
 MODELS = Path(__file__).resolve().parents[2]
-MODEL_DIR = MODELS / "edge-v4"
+MODEL_DIR = MODELS / (MODELS / "SHIPPED").read_text().strip()
 TESTDATA = MODELS / "testdata"
 MID = ["melodiousness", "articulation", "rhythm_stability", "rhythm_complexity", "dissonance",
        "tonal_stability", "minorness"]
@@ -74,7 +74,9 @@ def test_head_in_metadata_is_the_graph_head(meta):
     emb, mid, emo = run("model.onnx", golden_input())
     w, b = np.array(meta["head"]["mid_weight"]), np.array(meta["head"]["mid_bias"])
     lw, lb = np.array(meta["linear"]["weight"]), np.array(meta["linear"]["bias"])
-    np.testing.assert_allclose(w @ emb.mean(0) + b, mid, atol=1e-5)
+    z = w @ emb.mean(0) + b
+    head = 1 / (1 + np.exp(-z)) if meta["head"].get("activation", "linear") == "sigmoid" else z
+    np.testing.assert_allclose(head, mid, atol=1e-5)
     np.testing.assert_allclose(lw @ mid + lb, emo, atol=1e-5)
 
 
@@ -89,6 +91,35 @@ def test_streaming_chunks_reproduce_the_window(meta):
         chunk = spec[start:min(start + hop + rf - 1, len(spec))]
         rows.append(run("model.onnx", chunk)[0])
     np.testing.assert_allclose(np.concatenate(rows), full, atol=1e-4)
+
+
+def test_mid_level_stays_inside_0_1(meta):
+    """The sigmoid head: even an input far from any music reads inside 0..1."""
+    assert meta["head"]["activation"] == "sigmoid"
+    rng = np.random.default_rng(0)
+    for spec in [golden_input() * 3, rng.uniform(0, 8, (313, F.N_BANDS)).astype(np.float32)]:
+        _, mid, _ = run("model.onnx", spec)
+        assert np.all((mid >= 0) & (mid <= 1)), mid
+
+
+def test_novelty_flags_what_the_model_never_heard(meta):
+    """In range on film music, out of range on a test tone and on bursts of noise."""
+    nov = meta["novelty"]
+    mean, whiten = np.array(nov["mean"]), np.array(nov["whiten"])
+
+    def distance(spec):
+        emb, _, _ = run("model.onnx", spec)
+        return np.sqrt(((whiten @ (emb.mean(0) - mean)) ** 2).mean())
+
+    # windows after the first 3 s, once the front end's running level has settled, as in a stream
+    music = [distance(F.spectrogram(F.load_audio(soundtracks_clip(n)))[94:94 + 313]) for n in range(5, 360, 24)]
+    inside = sum(d <= nov["threshold"] for d in music)
+    assert inside >= 13, (inside, music)  # the threshold is the 99th percentile over training windows
+    t = np.arange(14 * F.SAMPLE_RATE) / F.SAMPLE_RATE
+    tone = 0.3 * np.sin(2 * np.pi * 1000 * t)
+    bursts = 0.1 * np.random.default_rng(0).standard_normal(len(t)) * (np.sin(2 * np.pi * 3 * t) > 0)
+    for x in (tone, bursts):
+        assert distance(F.spectrogram(x)[94:94 + 313]) > nov["threshold"]
 
 
 def test_int8_is_tract_int8_form_and_close(meta):

@@ -14,24 +14,38 @@
 //! * [`WindowRunner`]: the network on a whole window, all three outputs (tests,
 //!   benchmarks, and the check that the manifest's head is the network's).
 //!
+//! Files: `manifest` (metadata.json, the built-in model, the checks against
+//! this daemon), `stream` and `window` (the two runners), `inspect` (kernels and
+//! cost, for benchmarks and `earshotd model`).
+//!
 //! What the numbers mean and how they are explained is left to `explain`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tract_hir::infer::Factoid;
 use tract_onnx::prelude::*;
 use tract_pulse::internal::{PulsedModel, PulsedModelExt};
 
 use crate::config::Precision;
-use crate::explain::{Linear, N_EMO, N_MID};
+use crate::explain::Linear;
 use crate::frontend;
-use earshot_protocol::{Emotions, MidLevel};
 
-/// Why a model cannot be used.
+mod inspect;
+mod manifest;
+mod stream;
+mod window;
+
+use manifest::{builtin, check_metadata};
+pub use manifest::{
+    FileMeta, FrontendMeta, Head, HeadMeta, InputMeta, LinearMeta, Metadata, Novelty, NoveltyMeta,
+    SHIPPED_ID,
+};
+pub use stream::StreamRunner;
+pub use window::{WindowOutput, WindowRunner};
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
@@ -46,7 +60,8 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error(
-        "this earshotd was built without models/edge-v4, so it has no built-in model; \
+        "this earshotd was built without the model named in models/SHIPPED, so it has no \
+         built-in model; \
          pass --model DIR (a directory with metadata.json, model.onnx, model.int8.onnx)"
     )]
     NotBuiltIn,
@@ -81,100 +96,12 @@ fn onnx_err(path: &str) -> impl Fn(TractError) -> ModelError + '_ {
     }
 }
 
-/// `metadata.json`, the manifest written beside the ONNX files (the keys the daemon uses).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Metadata {
-    pub model_id: String,
-    pub mid_level_names: Vec<String>,
-    pub emotion_names: Vec<String>,
-    pub input: InputMeta,
-    pub frontend: FrontendMeta,
-    pub head: HeadMeta,
-    pub linear: LinearMeta,
-    pub mid_level_means: Vec<f64>,
-    #[serde(default)]
-    pub macs_per_window: Option<u64>,
-    pub files: HashMap<String, FileMeta>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct InputMeta {
-    pub window_frames: usize,
-    pub receptive_field_frames: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FrontendMeta {
-    pub sample_rate_hz: u32,
-    pub frame_size: usize,
-    pub hop_size: usize,
-    pub n_bands: usize,
-    pub input_scale: f64,
-    pub filterbank_bins: Vec<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct HeadMeta {
-    pub mid_weight: Vec<Vec<f32>>,
-    pub mid_bias: Vec<f32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LinearMeta {
-    pub weight: Vec<Vec<f32>>,
-    pub bias: Vec<f32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FileMeta {
-    pub sha256: String,
-    pub bytes: u64,
-}
-
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// `models/edge-v4`, compiled into the binary.
+    /// `models/<SHIPPED_ID>`, compiled into the binary.
     BuiltIn,
     Dir(PathBuf),
-}
-
-#[cfg(earshot_embedded_model)]
-mod embedded {
-    pub const METADATA: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v4/metadata.json"
-    ));
-    pub const F32: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v4/model.onnx"
-    ));
-    pub const INT8: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../models/edge-v4/model.int8.onnx"
-    ));
-}
-
-/// The linear head from `metadata.json`: embedding mean -> mid-level.
-#[derive(Debug, Clone)]
-pub struct Head {
-    pub weight: Vec<[f32; N_MID]>,
-    pub bias: [f32; N_MID],
-}
-
-impl Head {
-    /// `mid = W · e + b` in float64 accumulation.
-    pub fn apply(&self, embedding_mean: &[f64]) -> [f32; N_MID] {
-        std::array::from_fn(|m| {
-            let dot: f64 = self
-                .weight
-                .iter()
-                .zip(embedding_mean)
-                .map(|(w, &e)| f64::from(w[m]) * e)
-                .sum();
-            (dot + f64::from(self.bias[m])) as f32
-        })
-    }
 }
 
 /// A loaded, checked model; runners are built from it.
@@ -359,51 +286,6 @@ impl Model {
             .map_err(onnx_err(&self.origin))
     }
 
-    /// The optimised graph for `[1, frames, bands]` (inspection: kernels, cost).
-    pub fn optimized_graph(&self, frames: usize) -> Result<TypedModel, ModelError> {
-        Ok(self.plan(frames, &["embedding"])?.model().clone())
-    }
-
-    /// The matrix-multiply kernel of every `OptMatMul` in the optimised plan
-    /// for `frames` frames, e.g. `avx512vnni_mmm_i32_8x8` (int8) or
-    /// `avx512_mmm_f32_16x12` (f32): what "int8" means is in the plan, not the file.
-    pub fn matmul_kernels(&self, frames: usize) -> Result<Vec<String>, ModelError> {
-        let graph = self.optimized_graph(frames)?;
-        let mut kernels = Vec::new();
-        for node in graph.nodes() {
-            if node.op.name() != "OptMatMul" {
-                continue;
-            }
-            let info = node.op.info().map_err(onnx_err(&self.origin))?;
-            let kernel = info
-                .iter()
-                .find_map(|line| {
-                    let start = line.find("with [")? + 6;
-                    let end = line[start..].find(']')? + start;
-                    Some(line[start..end].to_string())
-                })
-                .unwrap_or_else(|| "?".into());
-            kernels.push(kernel);
-        }
-        Ok(kernels)
-    }
-
-    /// The decluttered (not yet optimised) graph, whose ops report their cost.
-    pub fn decluttered_graph(&self, frames: usize) -> Result<TypedModel, ModelError> {
-        self.graph
-            .clone()
-            .with_input_fact(0, f32::fact([1, frames, frontend::N_BANDS]).into())
-            .and_then(|m| m.with_outputs_by_name(["embedding"]))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .map_err(onnx_err(&self.origin))
-    }
-
-    /// Multiply-accumulates of one run on `frames` frames (embedding only).
-    pub fn macs(&self, frames: usize) -> Result<u64, ModelError> {
-        cost_fma(&self.decluttered_graph(frames)?, &self.origin)
-    }
-
     /// The embedding part of the network, time axis symbolic, pulsed by `hop_frames`.
     fn pulsed_graph(&self, hop_frames: usize) -> TractResult<PulsedModel> {
         let graph = self.graph.clone();
@@ -450,15 +332,6 @@ impl Model {
             .and_then(|m| m.into_runnable())
             .map_err(shape_err)?;
         Ok((plan, delay))
-    }
-
-    /// Multiply-accumulates of one pulse of `hop_frames` frames in the streaming runner.
-    pub fn macs_per_pulse(&self, hop_frames: usize) -> Result<u64, ModelError> {
-        let typed = self
-            .pulsed_graph(hop_frames)
-            .and_then(|p| p.into_typed())
-            .map_err(onnx_err(&self.origin))?;
-        cost_fma(&typed, &self.origin)
     }
 
     /// The streaming runner: readings every `hop_frames` frames over a window
@@ -543,21 +416,6 @@ impl Model {
     }
 }
 
-/// Sum of the multiply-accumulates tract's ops report for a typed graph.
-fn cost_fma(graph: &TypedModel, origin: &str) -> Result<u64, ModelError> {
-    let mut total = 0u64;
-    for node in graph.nodes() {
-        let inputs = graph.node_input_facts(node.id).map_err(onnx_err(origin))?;
-        let costs = node.op.cost(&inputs).map_err(onnx_err(origin))?;
-        for (cost, n) in costs {
-            if let tract_onnx::tract_core::ops::Cost::FMA(_) = cost {
-                total += n.to_i64().unwrap_or(0).max(0) as u64;
-            }
-        }
-    }
-    Ok(total)
-}
-
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -573,326 +431,6 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-#[cfg(earshot_embedded_model)]
-fn builtin(precision: Precision) -> Result<(&'static [u8], &'static [u8]), ModelError> {
-    Ok(match precision {
-        Precision::F32 => (embedded::METADATA, embedded::F32),
-        Precision::Int8 => (embedded::METADATA, embedded::INT8),
-    })
-}
-
-#[cfg(not(earshot_embedded_model))]
-fn builtin(_precision: Precision) -> Result<(&'static [u8], &'static [u8]), ModelError> {
-    Err(ModelError::NotBuiltIn)
-}
-
-/// Checks the manifest against this daemon (names, front end, shapes).
-fn check_metadata(meta: &Metadata, path: &str) -> Result<(Head, Linear), ModelError> {
-    let err = |message: String| ModelError::Metadata {
-        path: path.to_string(),
-        message,
-    };
-    if meta.mid_level_names != MidLevel::<f32>::NAMES {
-        return Err(err(format!(
-            "mid_level_names are {:?}, this daemon's protocol has {:?}",
-            meta.mid_level_names,
-            MidLevel::<f32>::NAMES
-        )));
-    }
-    if meta.emotion_names != Emotions::<f32>::NAMES {
-        return Err(err(format!(
-            "emotion_names are {:?}, this daemon's protocol has {:?}",
-            meta.emotion_names,
-            Emotions::<f32>::NAMES
-        )));
-    }
-    let fe = &meta.frontend;
-    let ours = (
-        frontend::SAMPLE_RATE_HZ,
-        frontend::FRAME_SIZE,
-        frontend::HOP_SIZE,
-        frontend::N_BANDS,
-    );
-    if (fe.sample_rate_hz, fe.frame_size, fe.hop_size, fe.n_bands) != ours {
-        return Err(err(format!(
-            "front end (sample rate, frame, hop, bands) = {:?}, this daemon computes {ours:?}",
-            (fe.sample_rate_hz, fe.frame_size, fe.hop_size, fe.n_bands)
-        )));
-    }
-    if fe.input_scale != f64::from(frontend::INPUT_SCALE) {
-        return Err(err(format!(
-            "frontend.input_scale is {}, this daemon uses {}",
-            fe.input_scale,
-            frontend::INPUT_SCALE
-        )));
-    }
-    if fe.filterbank_bins != frontend::filterbank_bins() {
-        return Err(err(
-            "frontend.filterbank_bins differ from this daemon's filterbank".to_string(),
-        ));
-    }
-    let rf = meta.input.receptive_field_frames;
-    if rf == 0 || meta.input.window_frames < rf {
-        return Err(err(format!(
-            "input.window_frames {} must be at least input.receptive_field_frames {rf} (> 0)",
-            meta.input.window_frames
-        )));
-    }
-    let h = &meta.head;
-    if h.mid_weight.len() != N_MID || h.mid_bias.len() != N_MID {
-        return Err(err(format!(
-            "head.mid_weight has {} rows and head.mid_bias {} values, expected {N_MID}",
-            h.mid_weight.len(),
-            h.mid_bias.len()
-        )));
-    }
-    let dim = h.mid_weight[0].len();
-    if dim == 0 || h.mid_weight.iter().any(|r| r.len() != dim) {
-        return Err(err("head.mid_weight rows differ in length".into()));
-    }
-    let head = Head {
-        weight: (0..dim)
-            .map(|j| std::array::from_fn(|m| h.mid_weight[m][j]))
-            .collect(),
-        bias: std::array::from_fn(|m| h.mid_bias[m]),
-    };
-    let l = &meta.linear;
-    if l.weight.len() != N_EMO
-        || l.bias.len() != N_EMO
-        || l.weight.iter().any(|r| r.len() != N_MID)
-        || meta.mid_level_means.len() != N_MID
-    {
-        return Err(err(format!(
-            "linear.weight must be [{N_EMO}][{N_MID}], linear.bias [{N_EMO}], mid_level_means [{N_MID}]"
-        )));
-    }
-    let linear = Linear {
-        weight: std::array::from_fn(|e| std::array::from_fn(|m| l.weight[e][m])),
-        bias: std::array::from_fn(|e| l.bias[e]),
-        mid_means: std::array::from_fn(|m| meta.mid_level_means[m] as f32),
-    };
-    Ok((head, linear))
-}
-
-/// Outputs of a whole-window run.
-#[derive(Debug, Clone)]
-pub struct WindowOutput {
-    /// `[positions, dim]`, row-major.
-    pub embedding: Vec<f32>,
-    pub dim: usize,
-    pub mid_level: [f32; N_MID],
-    pub emotions: [f32; N_EMO],
-}
-
-impl WindowOutput {
-    pub fn positions(&self) -> usize {
-        self.embedding.len() / self.dim
-    }
-
-    /// Mean embedding over positions, float64.
-    pub fn embedding_mean(&self) -> Vec<f64> {
-        let mut mean = vec![0f64; self.dim];
-        for row in self.embedding.chunks_exact(self.dim) {
-            for (m, &x) in mean.iter_mut().zip(row) {
-                *m += f64::from(x);
-            }
-        }
-        let n = self.positions().max(1) as f64;
-        mean.iter_mut().for_each(|m| *m /= n);
-        mean
-    }
-}
-
-/// The network on a whole window of fixed length.
-#[derive(Debug)]
-pub struct WindowRunner {
-    state: TypedSimpleState,
-    frames: usize,
-    dim: usize,
-}
-
-impl WindowRunner {
-    /// Runs on `[frames, bands]` row-major.
-    pub fn run(&mut self, spectrogram: &[f32]) -> Result<WindowOutput, ModelError> {
-        let input = Tensor::from_shape(&[1, self.frames, frontend::N_BANDS], spectrogram)
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let out = self
-            .state
-            .run(tvec!(input.into()))
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let slice = |i: usize| -> Result<Vec<f32>, ModelError> {
-            out[i]
-                .try_as_plain_ram()
-                .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
-                .map_err(|e| ModelError::Run(format!("{e:#}")))
-        };
-        let mid = slice(1)?;
-        let emo = slice(2)?;
-        if mid.len() != N_MID || emo.len() != N_EMO {
-            return Err(ModelError::Run(format!(
-                "outputs mid_level / emotions have {} / {} values, expected {N_MID} / {N_EMO}",
-                mid.len(),
-                emo.len()
-            )));
-        }
-        Ok(WindowOutput {
-            embedding: slice(0)?,
-            dim: self.dim,
-            mid_level: std::array::from_fn(|i| mid[i]),
-            emotions: std::array::from_fn(|i| emo[i]),
-        })
-    }
-}
-
-/// The network on a stream of spectrogram columns (pulsed), keeping the
-/// embeddings of the window in a ring.
-#[derive(Debug)]
-pub struct StreamRunner {
-    state: TypedSimpleState,
-    head: Head,
-    /// Frames per pulse (= readings cadence).
-    hop: usize,
-    /// Output lag of the pulsed network, receptive field - 1 (62).
-    delay: usize,
-    /// Zero frames fed before the first real one.
-    pad: usize,
-    n_bands: usize,
-    dim: usize,
-    /// Frames of the pulse being filled, `[hop, bands]`.
-    pending: Vec<f32>,
-    pending_frames: usize,
-    /// Output rows produced so far (padded stream).
-    rows_out: u64,
-    /// Real frames pushed.
-    frames: u64,
-    /// Embeddings of the window's positions, oldest first.
-    ring: VecDeque<Vec<f32>>,
-    capacity: usize,
-    /// Recycled rows, so that the steady state allocates no rows.
-    free: Vec<Vec<f32>>,
-    /// Network time since the last `take_run_time`.
-    run_time: std::time::Duration,
-    /// A partial pulse was flushed with zeros: the stream has ended.
-    flushed: bool,
-}
-
-impl StreamRunner {
-    /// Frames per network run.
-    pub fn hop_frames(&self) -> usize {
-        self.hop
-    }
-
-    /// Positions (embeddings) a full window holds.
-    pub fn window_positions(&self) -> usize {
-        self.capacity
-    }
-
-    /// Positions in the ring now (`window_positions` once the window is full).
-    pub fn positions(&self) -> usize {
-        self.ring.len()
-    }
-
-    /// Real frames pushed so far.
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
-
-    /// Time spent in the network since the last call.
-    pub fn take_run_time(&mut self) -> std::time::Duration {
-        std::mem::take(&mut self.run_time)
-    }
-
-    /// Adds one column; runs the network whenever a pulse is complete.
-    pub fn push_column(&mut self, column: &[f32]) -> Result<(), ModelError> {
-        if self.flushed {
-            return Err(ModelError::Run("the stream was already flushed".into()));
-        }
-        self.frames += 1;
-        self.push_frame(column)
-    }
-
-    fn push_frame(&mut self, column: &[f32]) -> Result<(), ModelError> {
-        let at = self.pending_frames * self.n_bands;
-        self.pending[at..at + self.n_bands].copy_from_slice(column);
-        self.pending_frames += 1;
-        if self.pending_frames == self.hop {
-            self.run_pulse(None)?;
-        }
-        Ok(())
-    }
-
-    /// One network run on the pending pulse (zero-filled if partial); keeps
-    /// the rows of real positions below `limit` (all real ones if `None`).
-    fn run_pulse(&mut self, limit: Option<u64>) -> Result<(), ModelError> {
-        self.pending[self.pending_frames * self.n_bands..].fill(0.0);
-        let started = std::time::Instant::now();
-        let tensor = Tensor::from_shape(&[1, self.hop, self.n_bands], &self.pending)
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let out = self
-            .state
-            .run(tvec!(tensor.into()))
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let view = out[0]
-            .try_as_plain_ram()
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let emb = view
-            .as_slice::<f32>()
-            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        for (i, row) in emb.chunks_exact(self.dim).enumerate() {
-            // Output row r is the embedding of padded position r - delay.
-            let r = self.rows_out + i as u64;
-            let Some(position) = r.checked_sub((self.delay + self.pad) as u64) else {
-                continue;
-            };
-            if limit.is_some_and(|l| position >= l) {
-                continue;
-            }
-            let mut v = self.free.pop().unwrap_or_default();
-            v.clear();
-            v.extend_from_slice(row);
-            self.ring.push_back(v);
-            if self.ring.len() > self.capacity {
-                if let Some(old) = self.ring.pop_front() {
-                    self.free.push(old);
-                }
-            }
-        }
-        self.rows_out += self.hop as u64;
-        self.pending_frames = 0;
-        self.run_time += started.elapsed();
-        Ok(())
-    }
-
-    /// End of stream: runs the partial pulse, zero-filled, keeping only
-    /// positions whose frames all arrived. No frames may follow.
-    pub fn flush(&mut self) -> Result<(), ModelError> {
-        if self.pending_frames > 0 && !self.flushed {
-            let limit = self.frames.saturating_sub(self.delay as u64);
-            self.run_pulse(Some(limit))?;
-            self.flushed = true;
-        }
-        Ok(())
-    }
-
-    /// Mean embedding over the ring, float64.
-    pub fn embedding_mean(&self) -> Vec<f64> {
-        let mut mean = vec![0f64; self.dim];
-        for row in &self.ring {
-            for (m, &x) in mean.iter_mut().zip(row) {
-                *m += f64::from(x);
-            }
-        }
-        let n = self.ring.len().max(1) as f64;
-        mean.iter_mut().for_each(|m| *m /= n);
-        mean
-    }
-
-    /// The head applied to the window's mean embedding.
-    pub fn mid_level(&self) -> [f32; N_MID] {
-        self.head.apply(&self.embedding_mean())
-    }
-}
-
 /// Reads a model directory's files for tests and tools.
 pub fn dir_source(dir: impl AsRef<Path>) -> ModelSource {
     ModelSource::Dir(dir.as_ref().to_path_buf())
@@ -901,12 +439,15 @@ pub fn dir_source(dir: impl AsRef<Path>) -> ModelSource {
 /// The shipped model's directory in this repository (unit tests of every module).
 #[cfg(test)]
 pub(crate) fn shipped_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge-v4")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(SHIPPED_ID)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     fn testdata_f32(name: &str) -> Vec<f32> {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,112 @@
+"""Simulated capture for training: what a room and a microphone do to the music, applied to
+linear band magnitudes (frontend.band_magnitudes) so that it costs microseconds per crop.
+
+Order as in a room: reverberation, the microphone's response (high-pass, tilt, resonances,
+low-pass), an unknown gain, then the noise floor, added in power (music and noise are
+uncorrelated). The proxy targets stay those of the clean clip: the music did not change,
+only how it was heard. The audio-domain versions of the same conditions, run through the
+real front end, are in robustness.py; they measure what this teaches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+from . import frontend
+
+FPS = frontend.SAMPLE_RATE / frontend.HOP_SIZE
+
+
+def band_centres_hz(n_bands: int) -> np.ndarray:
+    bins = frontend.filterbank_bins()
+    return bins[1:n_bands + 1] * frontend.SAMPLE_RATE / frontend.FRAME_SIZE
+
+
+def _noise_audio(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Noise at 0 dBFS RMS: white, pink (1/f), brown (1/f^2), or hum (mains + harmonics) with hiss."""
+    n = int(seconds * frontend.SAMPLE_RATE)
+    w = rng.standard_normal(n)
+    if kind == "white":
+        x = w
+    elif kind in ("pink", "brown"):
+        f = np.fft.rfftfreq(n, 1 / frontend.SAMPLE_RATE)
+        f[0] = f[1]
+        spec = np.fft.rfft(w) / (np.sqrt(f) if kind == "pink" else f)
+        x = np.fft.irfft(spec, n)
+    elif kind == "hum":
+        t = np.arange(n) / frontend.SAMPLE_RATE
+        x = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in (1, 2, 3, 5)) + 0.3 * w
+    else:
+        raise ValueError(kind)
+    return x / np.sqrt(np.mean(x ** 2))
+
+
+NOISE_KINDS = ("white", "pink", "brown", "hum")
+
+
+@dataclass
+class CaptureAug:
+    """Probabilities and ranges of each simulated condition (one draw per crop)."""
+
+    gain_db: tuple = (-30.0, 6.0)
+    p_noise: float = 0.7
+    noise_dbfs: tuple = (-90.0, -45.0)
+    p_reverb: float = 0.4
+    rt60_s: tuple = (0.3, 2.0)
+    wet_db: tuple = (-12.0, 3.0)  # reverberant tail relative to the direct sound
+    p_mic: float = 0.5
+    highpass_hz: tuple = (60.0, 300.0)
+    tilt_db_per_octave: tuple = (-2.0, 2.0)
+    p_lowpass: float = 0.4
+    lowpass_hz: tuple = (4000.0, 11000.0)
+
+
+class Simulator:
+    def __init__(self, n_bands: int, aug: CaptureAug | None = None, seed: int = 0):
+        self.aug = aug or CaptureAug()
+        rng = np.random.default_rng(seed)
+        fb = frontend.filterbank_up_to(frontend.V2_FMAX_HZ)[:, :n_bands]
+        # noise spectrograms through the real front end, so their frame-to-frame spread is right
+        self.noise = {k: frontend.band_magnitudes(_noise_audio(k, 30.0, rng))[:, :fb.shape[1]] for k in NOISE_KINDS}
+        self.f = band_centres_hz(n_bands)
+        self.octaves = np.log2(self.f / 1000.0)
+
+    def __call__(self, bands: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One random capture of a crop [frames, bands] (linear magnitudes); returns a new array."""
+        a = self.aug
+        power = bands.astype(np.float64) ** 2
+        if rng.random() < a.p_reverb:
+            power = self._reverb(power, rng)
+        resp_db = np.zeros(len(self.f))
+        if rng.random() < a.p_mic:
+            hp = rng.uniform(*a.highpass_hz)
+            resp_db += 10 * np.log10(1 / (1 + (hp / self.f) ** 4))  # 2nd-order high-pass
+            resp_db += rng.uniform(*a.tilt_db_per_octave) * self.octaves
+            for _ in range(rng.integers(0, 3)):  # a cheap capsule's resonances
+                fc, gain, width = np.exp(rng.uniform(np.log(300), np.log(7000))), rng.uniform(-6, 6), 0.3
+                resp_db += gain * np.exp(-0.5 * (np.log2(self.f / fc) / width) ** 2)
+        if rng.random() < a.p_lowpass:
+            lp = rng.uniform(*a.lowpass_hz)
+            resp_db += 10 * np.log10(1 / (1 + (self.f / lp) ** 8))  # 4th-order low-pass
+        resp_db += rng.uniform(*a.gain_db)
+        power = power * 10 ** (resp_db / 10)
+        if rng.random() < a.p_noise:
+            kind = NOISE_KINDS[rng.integers(len(NOISE_KINDS))]
+            bank = self.noise[kind]
+            t0 = rng.integers(0, len(bank) - len(power)) if len(bank) > len(power) else 0
+            n = np.resize(bank[t0:], power.shape)  # repeats the noise if the crop is longer
+            power = power + (n * 10 ** (rng.uniform(*a.noise_dbfs) / 20)) ** 2
+        return np.sqrt(power)
+
+    def _reverb(self, power: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Exponential decay per band in power (a diffuse tail), shorter at high frequencies."""
+        rt60 = rng.uniform(*self.aug.rt60_s) * np.clip(1.2 - 0.1 * self.octaves, 0.5, 1.3)
+        decay = 10 ** (-6.0 / (rt60 * FPS))  # power factor per frame: -60 dB over rt60
+        wet = 10 ** (rng.uniform(*self.aug.wet_db) / 10)
+        tail = np.empty_like(power)
+        for j, d in enumerate(decay):  # lfilter per band: y[t] = x[t - 1] + d y[t - 1]
+            tail[:, j] = lfilter([0.0, 1.0 - d], [1.0, -d], power[:, j])
+        return power + wet * tail
