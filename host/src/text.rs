@@ -23,7 +23,11 @@ pub fn clean(text: &str, max_chars: usize) -> String {
     let mut written = 0;
     for c in text.chars() {
         let escape = c.is_control() || reorders(c);
-        let width = if escape { c.escape_unicode().count() } else { 1 };
+        let width = if escape {
+            c.escape_unicode().count()
+        } else {
+            1
+        };
         if written + width > max_chars {
             out.push('…');
             break;
