@@ -1,9 +1,11 @@
-//! Writes the built-in demo signal to a WAV file, to listen to it or to run
-//! `earshotd analyze` on it: `cargo run --example demo_wav -- demo.wav 64`.
+//! Writes the built-in demo music (or, with `synthetic`, the synthetic test
+//! signal) to a WAV file, to listen to it or to run `earshotd analyze` on it:
+//! `cargo run --example demo_wav -- demo.wav 80 [synthetic]`.
 
 use std::io::Write;
 
 use earshot_device::capture::demo::Demo;
+use earshot_device::capture::synth::Synth;
 use earshot_device::capture::{AudioSource, Read};
 use earshot_device::frontend::SAMPLE_RATE_HZ;
 use earshot_device::Shutdown;
@@ -11,12 +13,16 @@ use earshot_device::Shutdown;
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "demo.wav".into());
-    let seconds: f32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(64.0);
-    let mut demo = Demo::new();
+    let seconds: f32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(80.0);
+    let mut source: Box<dyn AudioSource> = match args.next().as_deref() {
+        Some("synthetic") => Box::new(Synth::new()),
+        None => Box::new(Demo::open()?),
+        Some(other) => anyhow::bail!("unknown source {other:?}; say `synthetic` or nothing"),
+    };
     let shutdown = Shutdown::new();
     let mut samples = Vec::new();
     while (samples.len() as f32) < seconds * SAMPLE_RATE_HZ as f32 {
-        if !matches!(demo.read(&mut samples, &shutdown)?, Read::Audio) {
+        if !matches!(source.read(&mut samples, &shutdown)?, Read::Audio) {
             break;
         }
     }

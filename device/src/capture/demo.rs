@@ -1,278 +1,135 @@
-//! The built-in demo: synthesised music whose character changes every 20 s,
-//! so that a new user sees readings move without a microphone.
-//!
-//! One cycle (64 s): consonant major legato (pads and a melody) -> dissonant
-//! minor staccato (clusters, tritone bass, noise hits, fast) -> sparse calm
-//! (soft pentatonic notes, long decays) -> 4 s of silence (the "no music"
-//! gate). Wavetable voices with multiplicative envelopes: deterministic and
-//! cheap (well under 1 % of a core).
+//! The built-in demo: four excerpts of orchestral music from the game The
+//! Battle for Wesnoth (GPL-2.0-or-later; credits in
+//! `device/assets/demo/ATTRIBUTION.md`), chosen because the model reads them
+//! as what they are: calm and tender, happy and bright, tense and dark, sad.
+//! They are embedded as MP3 (mono, 22050 Hz, 64 kbit/s, as the model's
+//! training clips were encoded; made by `scripts/make-demo-music.sh`),
+//! decoded as they play by the file decoder and looped, so the demo needs no
+//! files and holds one decoder's state, not the decoded audio. The log names
+//! each passage as it starts.
 
+use super::file::FileSource;
 use super::{AudioSource, CaptureError, Read};
-use crate::frontend::SAMPLE_RATE_HZ;
 use crate::Shutdown;
 
-const SR: f32 = SAMPLE_RATE_HZ as f32;
-const TABLE: usize = 2048;
-/// Samples per `read` (100 ms).
-const BLOCK: usize = SAMPLE_RATE_HZ as usize / 10;
-const SECTION_S: f32 = 20.0;
-const PAUSE_S: f32 = 4.0;
-const MAX_VOICES: usize = 48;
-
-/// Sections of the cycle, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    Bright,
-    Tense,
-    Calm,
-    Pause,
+/// One embedded excerpt.
+#[derive(Debug)]
+pub struct Passage {
+    /// What the passage was chosen to show, as the log names it.
+    pub mood: &'static str,
+    pub title: &'static str,
+    pub composer: &'static str,
+    /// Where the excerpt starts in the original track, seconds.
+    pub from_s: u32,
+    /// File name under `device/assets/demo/`.
+    pub file: &'static str,
+    bytes: &'static [u8],
 }
 
-impl Section {
-    /// Section at `t` seconds and the step length it schedules notes on.
-    fn at(t: f32) -> (Section, f32) {
-        let cycle = 3.0 * SECTION_S + PAUSE_S;
-        let t = t % cycle;
-        if t < SECTION_S {
-            (Section::Bright, 0.3)
-        } else if t < 2.0 * SECTION_S {
-            (Section::Tense, 0.1)
-        } else if t < 3.0 * SECTION_S {
-            (Section::Calm, 0.75)
-        } else {
-            (Section::Pause, 1.0)
+macro_rules! passage {
+    ($mood:literal, $title:literal, $composer:literal, $from_s:literal, $file:literal) => {
+        Passage {
+            mood: $mood,
+            title: $title,
+            composer: $composer,
+            from_s: $from_s,
+            file: $file,
+            bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/", $file)),
         }
+    };
+}
+
+/// The passages in playing order; `scripts/make-demo-music.sh` makes the files.
+pub const PASSAGES: [Passage; 4] = [
+    passage!(
+        "calm, tender",
+        "Transience",
+        "Aleksi Aubry-Carlson",
+        4,
+        "1-calm.mp3"
+    ),
+    passage!(
+        "happy, bright",
+        "Traveling Minstrels",
+        "Mattias Westlund",
+        127,
+        "2-happy.mp3"
+    ),
+    passage!(
+        "tense, dark",
+        "Vengeful Pursuit",
+        "Jeremy Nicoll",
+        83,
+        "3-tense.mp3"
+    ),
+    passage!("sad", "Nunc Dimittis", "Jeremy Nicoll", 197, "4-sad.mp3"),
+];
+
+impl Passage {
+    /// A decoder at the start of the passage.
+    pub fn open(&self) -> Result<FileSource, CaptureError> {
+        FileSource::from_bytes(&format!("<built-in>/demo/{}", self.file), self.bytes)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Section::Bright => "consonant major legato",
-            Section::Tense => "dissonant minor staccato",
-            Section::Calm => "sparse calm",
-            Section::Pause => "silence",
-        }
+    /// The whole passage, mono at the model rate.
+    pub fn decode(&self) -> Result<Vec<f32>, CaptureError> {
+        let mut src = self.open()?;
+        let mut out = Vec::new();
+        let never = Shutdown::new();
+        while src.read(&mut out, &never)? == Read::Audio {}
+        Ok(out)
+    }
+
+    /// Size of the embedded file in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Timbre {
-    Pad,
-    Pluck,
-    Sine,
-    Noise,
+impl std::fmt::Display for Passage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: \"{}\" by {}", self.mood, self.title, self.composer)
+    }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Voice {
-    timbre: Timbre,
-    phase: f32,
-    inc: f32,
-    gain: f32,
-    /// Linear attack increment per sample (gain rises to `peak`).
-    attack: f32,
-    peak: f32,
-    rising: bool,
-    /// Per-sample decay factors while held and after release.
-    decay: f32,
-    release: f32,
-    hold: u32,
-    age: u32,
-}
-
-fn midi_hz(note: i32) -> f32 {
-    440.0 * 2f32.powf((note - 69) as f32 / 12.0)
-}
-
-fn factor(tau_s: f32) -> f32 {
-    (-1.0 / (tau_s * SR)).exp()
-}
-
-/// The demo synthesiser.
+/// The demo source: the passages in order, looped.
 pub struct Demo {
-    tables: [Vec<f32>; 3],
-    voices: Vec<Voice>,
-    t: u64,
-    next_step: u64,
-    step: u64,
-    noise: u32,
-}
-
-impl Default for Demo {
-    fn default() -> Self {
-        Self::new()
-    }
+    index: usize,
+    current: FileSource,
+    loops: u64,
 }
 
 impl Demo {
-    pub fn new() -> Self {
-        let table = |harmonics: &[(f32, f32)]| -> Vec<f32> {
-            let mut t: Vec<f32> = (0..TABLE)
-                .map(|i| {
-                    let x = 2.0 * std::f32::consts::PI * i as f32 / TABLE as f32;
-                    harmonics.iter().map(|&(h, a)| a * (h * x).sin()).sum()
-                })
-                .collect();
-            let peak = t.iter().fold(0f32, |m, v| m.max(v.abs()));
-            t.iter_mut().for_each(|v| *v /= peak);
-            t
-        };
-        Self {
-            tables: [
-                table(&[(1.0, 1.0), (2.0, 0.5), (3.0, 0.3), (4.0, 0.2), (5.0, 0.1)]),
-                table(
-                    &(1..12)
-                        .map(|h| (h as f32, 1.0 / h as f32))
-                        .collect::<Vec<_>>(),
-                ),
-                table(&[(1.0, 1.0), (2.0, 0.08)]),
-            ],
-            voices: Vec::with_capacity(MAX_VOICES),
-            t: 0,
-            next_step: 0,
-            step: 0,
-            noise: 0x1234_5678,
-        }
+    /// Starts at the first passage.
+    pub fn open() -> Result<Self, CaptureError> {
+        let first = &PASSAGES[0];
+        let current = first.open()?;
+        tracing::info!("demo: {first}");
+        Ok(Self {
+            index: 0,
+            current,
+            loops: 0,
+        })
     }
 
-    /// The section playing at the current position.
-    pub fn section(&self) -> Section {
-        Section::at(self.t as f32 / SR).0
+    /// The passage playing now.
+    pub fn passage(&self) -> &'static Passage {
+        &PASSAGES[self.index]
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn note(
-        &mut self,
-        timbre: Timbre,
-        midi: i32,
-        peak: f32,
-        attack_s: f32,
-        hold_s: f32,
-        decay_tau_s: f32,
-        release_tau_s: f32,
-    ) {
-        if self.voices.len() >= MAX_VOICES {
-            self.voices.remove(0);
-        }
-        self.voices.push(Voice {
-            timbre,
-            phase: 0.0,
-            inc: midi_hz(midi) / SR,
-            gain: 0.0,
-            attack: peak / (attack_s * SR).max(1.0),
-            peak,
-            rising: true,
-            decay: factor(decay_tau_s),
-            release: factor(release_tau_s),
-            hold: (hold_s * SR) as u32,
-            age: 0,
-        });
+    /// Times the demo has started again from its first passage.
+    pub fn loops(&self) -> u64 {
+        self.loops
     }
 
-    /// Starts the notes of step `k` of `section`.
-    fn schedule(&mut self, section: Section, k: u64) {
-        match section {
-            Section::Bright => {
-                // I - V - vi - IV in C major, a chord every 8 steps (2.4 s)
-                const CHORDS: [[i32; 4]; 4] = [
-                    [48, 60, 64, 67],
-                    [43, 59, 62, 67],
-                    [45, 60, 64, 69],
-                    [41, 60, 65, 69],
-                ];
-                const MELODY: [i32; 8] = [72, 74, 76, 79, 76, 74, 72, 67];
-                let chord = CHORDS[((k / 8) % 4) as usize];
-                if k % 8 == 0 {
-                    for (i, &n) in chord.iter().enumerate() {
-                        let peak = if i == 0 { 0.10 } else { 0.06 };
-                        self.note(Timbre::Pad, n, peak, 0.25, 2.3, 6.0, 0.4);
-                    }
-                }
-                if k % 2 == 0 {
-                    let n = MELODY[((k / 2) % 8) as usize];
-                    self.note(Timbre::Sine, n, 0.07, 0.05, 0.55, 3.0, 0.25);
-                }
-            }
-            Section::Tense => {
-                // clusters around a B diminished / E minor colour, short and loud
-                const CLUSTERS: [[i32; 3]; 4] =
-                    [[52, 53, 58], [59, 60, 65], [55, 56, 62], [50, 51, 56]];
-                const PATTERN: [bool; 16] = [
-                    true, false, true, true, false, true, false, true, true, false, true, false,
-                    true, true, false, true,
-                ];
-                if PATTERN[(k % 16) as usize] {
-                    for &n in &CLUSTERS[((k / 16) % 4) as usize] {
-                        self.note(Timbre::Pluck, n, 0.09, 0.002, 0.05, 0.08, 0.03);
-                    }
-                }
-                if k % 4 == 0 {
-                    let bass = if (k / 8) % 2 == 0 { 35 } else { 41 }; // B1 / F2: a tritone
-                    self.note(Timbre::Pluck, bass, 0.2, 0.003, 0.12, 0.15, 0.05);
-                }
-                if k % 8 == 4 {
-                    self.note(Timbre::Noise, 60, 0.25, 0.001, 0.04, 0.05, 0.03);
-                }
-            }
-            Section::Calm => {
-                const PENTATONIC: [i32; 7] = [57, 60, 62, 64, 67, 69, 72];
-                if k % 2 == 0 {
-                    let n = PENTATONIC[((k * 5 / 2) % 7) as usize];
-                    self.note(Timbre::Sine, n, 0.05, 0.08, 1.0, 2.5, 1.0);
-                }
-                if k % 12 == 0 {
-                    self.note(Timbre::Sine, 45, 0.04, 1.0, 8.0, 12.0, 2.0);
-                }
-            }
-            Section::Pause => self.voices.clear(),
+    fn next_passage(&mut self) -> Result<(), CaptureError> {
+        self.index = (self.index + 1) % PASSAGES.len();
+        if self.index == 0 {
+            self.loops += 1;
         }
-    }
-
-    fn next_sample(&mut self) -> f32 {
-        if self.t >= self.next_step {
-            let (section, step_s) = Section::at(self.t as f32 / SR);
-            self.schedule(section, self.step);
-            self.step += 1;
-            self.next_step = self.t + (step_s * SR) as u64;
-        }
-        let mut sum = 0.0;
-        for v in &mut self.voices {
-            let s = match v.timbre {
-                Timbre::Noise => {
-                    self.noise ^= self.noise << 13;
-                    self.noise ^= self.noise >> 17;
-                    self.noise ^= self.noise << 5;
-                    (self.noise as f32 / u32::MAX as f32) * 2.0 - 1.0
-                }
-                t => {
-                    let table = &self.tables[match t {
-                        Timbre::Pad => 0,
-                        Timbre::Pluck => 1,
-                        _ => 2,
-                    }];
-                    table[((v.phase * TABLE as f32) as usize).min(TABLE - 1)]
-                }
-            };
-            sum += s * v.gain;
-            v.phase += v.inc;
-            if v.phase >= 1.0 {
-                v.phase -= 1.0;
-            }
-            if v.rising {
-                v.gain += v.attack;
-                if v.gain >= v.peak {
-                    v.gain = v.peak;
-                    v.rising = false;
-                }
-            } else if v.age < v.hold {
-                v.gain *= v.decay;
-            } else {
-                v.gain *= v.release;
-            }
-            v.age += 1;
-        }
-        self.voices.retain(|v| v.rising || v.gain > 1e-5);
-        self.t += 1;
-        sum.clamp(-1.0, 1.0)
+        self.current = PASSAGES[self.index].open()?;
+        tracing::info!("demo: {}", PASSAGES[self.index]);
+        Ok(())
     }
 }
 
@@ -281,48 +138,188 @@ impl AudioSource for Demo {
         "demo".into()
     }
 
-    fn read(&mut self, out: &mut Vec<f32>, _shutdown: &Shutdown) -> Result<Read, CaptureError> {
-        let before = self.section();
-        for _ in 0..BLOCK {
-            let s = self.next_sample();
-            out.push(s);
+    fn read(&mut self, out: &mut Vec<f32>, shutdown: &Shutdown) -> Result<Read, CaptureError> {
+        // A file source says `Audio` only when it appended samples; one full
+        // round of passages without any would be empty embedded files.
+        for _ in 0..=PASSAGES.len() {
+            if self.current.read(out, shutdown)? == Read::Audio {
+                return Ok(Read::Audio);
+            }
+            self.next_passage()?;
         }
-        let after = self.section();
-        if before != after {
-            tracing::info!("demo: {}", after.name());
-        }
-        Ok(Read::Audio)
+        Ok(Read::End)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Precision, DEFAULT_HOP_MS, DEFAULT_SILENCE_DBFS};
+    use crate::frontend::SAMPLE_RATE_HZ;
     use crate::gate::level_dbfs;
+    use crate::health::Counters;
+    use crate::pipeline::{Pipeline, PipelineSettings};
+    use earshot_protocol::Emotions;
+    use std::sync::Arc;
 
-    fn level(d: &mut Demo, seconds: f32) -> f32 {
-        let mut out = Vec::new();
-        let never = Shutdown::new();
-        while out.len() < (seconds * SR) as usize {
-            d.read(&mut out, &never).unwrap();
-        }
-        level_dbfs(out.iter().map(|&x| f64::from(x * x)).sum(), out.len())
+    const SR: f64 = SAMPLE_RATE_HZ as f64;
+
+    fn level(x: &[f32]) -> f32 {
+        level_dbfs(x.iter().map(|&v| f64::from(v * v)).sum(), x.len())
     }
 
+    /// Decoding is exact and repeatable, so the demo's stream is the passages
+    /// end to end, and after the last one the first begins again.
     #[test]
-    fn sections_differ_in_level_and_the_pause_is_silent() {
-        let mut d = Demo::new();
-        let bright = level(&mut d, 20.0);
-        let tense = level(&mut d, 20.0);
-        let calm = level(&mut d, 20.0);
-        let _ = level(&mut d, 0.5); // release tails
-        let pause = level(&mut d, 3.5);
+    fn the_demo_plays_60_to_90_s_of_music_in_order_and_loops() {
+        let passages: Vec<Vec<f32>> = PASSAGES.iter().map(|p| p.decode().unwrap()).collect();
+        let total: usize = passages.iter().map(Vec::len).sum();
         assert!(
-            bright > -40.0 && tense > -40.0 && calm < bright - 3.0,
-            "{bright} {tense} {calm}"
+            (60.0..=90.0).contains(&(total as f64 / SR)),
+            "{} s",
+            total as f64 / SR
         );
-        assert!(calm > -50.0, "calm is still music: {calm}");
-        assert!(pause <= -100.0, "{pause}");
-        assert_eq!(d.section(), Section::Bright); // the cycle restarts
+        let encoded: usize = PASSAGES.iter().map(Passage::encoded_len).sum();
+        assert!(encoded < 1_000_000, "{encoded} bytes embedded");
+        for (p, x) in PASSAGES.iter().zip(&passages) {
+            let s = x.len() as f64 / SR;
+            assert!((12.0..=30.0).contains(&s), "{p}: {s} s");
+            assert!(x.iter().all(|v| v.is_finite() && v.abs() <= 1.0), "{p}");
+            assert!(level(x) > -40.0, "{p}: {} dBFS", level(x));
+            // faded in and out: no click at the cuts
+            assert!(x[0].abs() < 1e-2 && x[x.len() - 1].abs() < 1e-2, "{p}");
+        }
+
+        let mut demo = Demo::open().unwrap();
+        let never = Shutdown::new();
+        let mut out = Vec::new();
+        let mut seen = vec![demo.passage().file];
+        while out.len() < total + 5 * SAMPLE_RATE_HZ as usize {
+            assert_eq!(demo.read(&mut out, &never).unwrap(), Read::Audio);
+            if seen.last() != Some(&demo.passage().file) {
+                seen.push(demo.passage().file);
+            }
+        }
+        let files: Vec<_> = PASSAGES.iter().map(|p| p.file).collect();
+        assert_eq!(seen[..4], files[..], "passages play in order");
+        assert_eq!(seen[4], files[0], "then the first again");
+        assert_eq!(demo.loops(), 1);
+        assert!(
+            out[..total] == passages.concat()[..],
+            "the passages, end to end"
+        );
+        let again = &out[total..total + 5 * SAMPLE_RATE_HZ as usize];
+        assert!(again == &passages[0][..again.len()], "the loop restarts");
+    }
+
+    /// What a newcomer should see: the model, run on the demo the way the
+    /// daemon runs it, reads each passage as the mood it was chosen for.
+    #[test]
+    fn the_model_reads_each_passage_as_its_mood() {
+        let model = crate::load_model(None, Precision::F32).unwrap();
+        let settings =
+            PipelineSettings::new(&model, DEFAULT_HOP_MS, None, 0, DEFAULT_SILENCE_DBFS).unwrap();
+        let mut pipeline = Pipeline::new(&model, settings, Arc::new(Counters::default())).unwrap();
+        let lengths: Vec<u64> = PASSAGES
+            .iter()
+            .map(|p| p.decode().unwrap().len() as u64)
+            .collect();
+        let bounds_ms: Vec<(u64, u64)> = lengths
+            .iter()
+            .scan(0u64, |start, &n| {
+                let b = (*start, *start + n);
+                *start += n;
+                Some(b)
+            })
+            .map(|(a, b)| {
+                (
+                    a * 1000 / SAMPLE_RATE_HZ as u64,
+                    b * 1000 / SAMPLE_RATE_HZ as u64,
+                )
+            })
+            .collect();
+        let total: u64 = lengths.iter().sum();
+
+        let mut demo = Demo::open().unwrap();
+        let never = Shutdown::new();
+        let mut sums = vec![[0f64; 8]; PASSAGES.len()];
+        let mut counts = vec![0usize; PASSAGES.len()];
+        let mut fed = 0u64;
+        let mut buf = Vec::new();
+        while fed < total {
+            buf.clear();
+            demo.read(&mut buf, &never).unwrap();
+            fed += buf.len() as u64;
+            pipeline
+                .push(&buf, &mut |step| {
+                    if !step.full_window {
+                        return;
+                    }
+                    let end = step.reading.stream_ms;
+                    let start = end.saturating_sub(10_000);
+                    // readings whose whole window lies inside one passage
+                    if let Some(i) = bounds_ms.iter().position(|&(a, b)| start >= a && end <= b) {
+                        for (s, v) in sums[i].iter_mut().zip(step.model_emotions) {
+                            *s += f64::from(v);
+                        }
+                        counts[i] += 1;
+                    }
+                })
+                .unwrap();
+        }
+        let names = Emotions::<f32>::NAMES;
+        let mean: Vec<[f32; 8]> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, &n)| std::array::from_fn(|k| (s[k] / n.max(1) as f64) as f32))
+            .collect();
+        for ((p, m), n) in PASSAGES.iter().zip(&mean).zip(&counts) {
+            eprintln!(
+                "{p}: {n} readings, {:?}",
+                names.iter().zip(m).collect::<Vec<_>>()
+            );
+            assert!(*n >= 10, "{p}: only {n} readings lie inside the passage");
+        }
+        let at = |passage: usize, emotion: &str| {
+            mean[passage][names.iter().position(|&e| e == emotion).unwrap()]
+        };
+        let (calm, happy, tense, sad) = (0, 1, 2, 3);
+        // Each passage leads the others on the emotion it was chosen for ...
+        for (p, emotion) in [
+            (calm, "tender"),
+            (happy, "happy"),
+            (tense, "tension"),
+            (sad, "sad"),
+        ] {
+            for other in (0..PASSAGES.len()).filter(|&o| o != p) {
+                assert!(
+                    at(p, emotion) > at(other, emotion) + 0.02,
+                    "{emotion}: {} reads {:.2}, {} reads {:.2}",
+                    PASSAGES[p].mood,
+                    at(p, emotion),
+                    PASSAGES[other].mood,
+                    at(other, emotion)
+                );
+            }
+        }
+        // ... and the contrasts a newcomer sees are wide (edge-v4 shows about
+        // twice these margins; numbers in device/assets/demo/ATTRIBUTION.md).
+        for (a, b, emotion, margin) in [
+            (tense, calm, "tension", 0.25),
+            (tense, calm, "energy", 0.14),
+            (calm, tense, "tender", 0.25),
+            (happy, tense, "valence", 0.2),
+            (happy, sad, "happy", 0.2),
+            (sad, happy, "sad", 0.2),
+        ] {
+            assert!(
+                at(a, emotion) > at(b, emotion) + margin,
+                "{emotion}: {} reads {:.2}, {} reads {:.2}, expected a gap of {margin}",
+                PASSAGES[a].mood,
+                at(a, emotion),
+                PASSAGES[b].mood,
+                at(b, emotion)
+            );
+        }
     }
 }

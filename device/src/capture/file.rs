@@ -9,7 +9,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -116,7 +116,21 @@ impl FileSource {
                 check_rate(path, rate)?;
             }
         }
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        Self::decode(path, Box::new(file))
+    }
+
+    /// Audio held in memory (the built-in demo music); `name` stands for
+    /// the path in labels and errors, and its extension hints the format.
+    pub fn from_bytes(name: &str, bytes: &'static [u8]) -> Result<Self, CaptureError> {
+        Self::decode(Path::new(name), Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn decode(path: &Path, media: Box<dyn MediaSource>) -> Result<Self, CaptureError> {
+        let format_err = |message: String| CaptureError::FileFormat {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mss = MediaSourceStream::new(media, Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);

@@ -1,12 +1,14 @@
-//! Where audio comes from: live input (cpal), files (symphonia) and the
-//! built-in demo. Every source delivers mono samples at the model rate
-//! (22050 Hz) in [-1, 1]; mixing down and resampling happen here, framing
-//! and everything after it in `frontend` and `pipeline`.
+//! Where audio comes from: live input (cpal), files (symphonia), the
+//! built-in demo music and a synthetic test signal. Every source delivers
+//! mono samples at the model rate (22050 Hz) in [-1, 1]; mixing down and
+//! resampling happen here, framing and everything after it in `frontend`
+//! and `pipeline`.
 
 pub mod demo;
 pub mod file;
 pub mod live;
 pub mod resample;
+pub mod synth;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,7 +78,7 @@ pub fn open(
     health: Arc<Counters>,
 ) -> Result<Box<dyn AudioSource>, CaptureError> {
     Ok(match source {
-        SourceConfig::Demo {} => Box::new(Paced::new(demo::Demo::new())),
+        SourceConfig::Demo {} => Box::new(Paced::new(demo::Demo::open()?)),
         SourceConfig::File { path, realtime } => {
             let f = file::FileSource::open(path)?;
             if *realtime {
