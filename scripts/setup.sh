@@ -21,7 +21,7 @@ fi
 # dpkg -s alone also succeeds for removed packages whose config files remain.
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 need=()
-for pkg in libasound2-dev pkg-config tmux; do
+for pkg in libasound2-dev pkg-config tmux procps; do  # procps: pkill in the e2e test
   installed "$pkg" || need+=("$pkg")
 done
 if [ "$python" -eq 1 ]; then

@@ -73,13 +73,23 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
     // The daemon stops (SIGTERM, as systemd or Ctrl-C would stop it; SIGHUP reloads its config).
     let stopped = std::process::Command::new("pkill")
         // anchored: the `sh -c` that runs it has the same words later in its command line
-        .args(["-TERM", "-f", &format!("^{earshotd} run --demo --listen {addr}")])
+        .args([
+            "-TERM",
+            "-f",
+            &format!("^{earshotd} run --demo --listen {addr}"),
+        ])
         .status()
         .expect("running pkill");
-    assert!(stopped.success(), "no earshotd with --socket {sock} to stop");
-    tmux.wait_for("daemon", "the daemon to stop", Duration::from_secs(10), |s| {
-        s.contains("EXITED 0")
-    });
+    assert!(
+        stopped.success(),
+        "no earshotd with --socket {sock} to stop"
+    );
+    tmux.wait_for(
+        "daemon",
+        "the daemon to stop",
+        Duration::from_secs(10),
+        |s| s.contains("EXITED 0"),
+    );
     tmux.kill_window("daemon");
     let lost = tmux.wait_for("console", "disconnected", Duration::from_secs(15), |s| {
         s.contains("disconnected")
