@@ -127,8 +127,9 @@ impl Shared {
 
     /// Logs a refused connection: the first, then every [`REFUSED_LOG_EVERY`].
     fn refuse(&self, conn: &Conn, peer: &str, why: &str) {
-        conn.shutdown();
+        // counted before the client can see the close, so a count read after it is whole
         let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        conn.shutdown();
         if n == 1 || n % REFUSED_LOG_EVERY == 0 {
             tracing::warn!("client {peer} refused: {why} ({n} refused so far)");
         }
