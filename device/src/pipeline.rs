@@ -356,7 +356,7 @@ impl Core {
             // the end of a recording shorter than a window
             self.runner.flush()?;
         }
-        let mid = self.runner.mid_level();
+        let (mid, novelty) = self.runner.read();
         let latency = self.runner.take_run_time() + started.elapsed();
         let latency_ms = latency.as_secs_f32() * 1000.0;
         let level_dbfs = gate::level_dbfs(self.hop_energy, self.hop_samples);
@@ -370,7 +370,7 @@ impl Core {
         let analysis = match state {
             InputState::Music => {
                 let mut a = self.explainer.analyse(mid);
-                if let Some((distance, in_range)) = self.runner.novelty() {
+                if let Some((distance, in_range)) = novelty {
                     a.novelty = Some(distance);
                     a.in_range = in_range;
                 }

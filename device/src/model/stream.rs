@@ -155,11 +155,15 @@ impl StreamRunner {
         self.head.apply(&self.embedding_mean())
     }
 
-    /// How far the window lies from the training windows, and whether that is
-    /// within what the model has seen (None: the model records no statistics).
-    pub fn novelty(&self) -> Option<(f32, bool)> {
-        let n = self.head.novelty.as_ref()?;
-        let d = n.distance(&self.embedding_mean());
-        Some((d as f32, d <= n.threshold))
+    /// The window's mid-level values, and how far it lies from the training
+    /// windows with whether that is within what the model has seen (None: the
+    /// model records no statistics); one pass over the ring for both.
+    pub fn read(&self) -> ([f32; N_MID], Option<(f32, bool)>) {
+        let mean = self.embedding_mean();
+        let novelty = self.head.novelty.as_ref().map(|n| {
+            let d = n.distance(&mean);
+            (d as f32, d <= n.threshold)
+        });
+        (self.head.apply(&mean), novelty)
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use earshot_protocol::{Emotions, MidLevel};
 use serde::Deserialize;
 
-use super::util::{earshotd, model_dir, repo, run, sha256, shared_data};
+use super::util::{analyze_json, earshotd, model_dir, repo, run, sha256, shared_data};
 
 const TOLERANCE: f64 = 1e-3;
 
@@ -47,16 +47,7 @@ fn soundtracks_clips_read_as_in_python() {
     let data = shared_data();
     for (id, want) in fixture().clips {
         let clip = data.join(format!("soundtracks/audio/{id}.mp3"));
-        let out = run(
-            earshotd().arg("analyze").arg(&clip).arg("--json"),
-            Duration::from_secs(120),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = analyze_json(&clip);
         let samples = (report["seconds"].as_f64().unwrap() * 22050.0).round() as u64;
         assert_eq!(
             samples, want.samples,

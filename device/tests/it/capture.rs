@@ -10,11 +10,10 @@
 //! on more clips (models/README.md, robustness table).
 
 use std::path::Path;
-use std::time::Duration;
 
 use earshot_device::capture::file::FileSource;
 
-use super::util::{earshotd, run, shared_data};
+use super::util::{analyze_json, shared_data};
 
 const EMOTIONS_LIMIT: f64 = 0.03;
 const MID_LEVEL_LIMIT: f64 = 0.05;
@@ -50,16 +49,7 @@ fn write_wav(path: &Path, samples: &[f32], float: bool) {
 
 /// Per-window readings of `earshotd analyze --json`: (mid-level, emotions) rows.
 fn readings(path: &Path) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let out = run(
-        earshotd().arg("analyze").arg(path).arg("--json"),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = analyze_json(path);
     let values = |v: &serde_json::Value| -> Vec<f64> {
         v.as_object()
             .unwrap()

@@ -44,6 +44,20 @@ pub fn shared_data() -> PathBuf {
     dir
 }
 
+/// `earshotd analyze FILE --json`, which must succeed: its report.
+pub fn analyze_json(path: &Path) -> serde_json::Value {
+    let out = run(
+        earshotd().arg("analyze").arg(path).arg("--json"),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("analyze --json writes JSON")
+}
+
 /// Runs to completion with a time limit; panics on timeout.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd

@@ -325,20 +325,25 @@ def quantiles(x: np.ndarray) -> np.ndarray:
     return ranks / (len(x) - 1)
 
 
-def proxy_table(descriptors: dict[int, dict[str, float]]) -> tuple[list[int], np.ndarray]:
-    """[n_clips, 7] proxy targets in MID_LEVEL order, each 0..1."""
-    ids = sorted(descriptors)
-    out = np.zeros((len(ids), len(MID_LEVEL)))
-    for j, name in enumerate(MID_LEVEL):
+def _recipe_scores(descriptors: dict[int, dict[str, float]], ids: list[int], ref: np.ndarray):
+    """Per feature, every clip's recipe score [n_clips], standardisation and regressions fitted on
+    the clips at positions `ref`."""
+    for name in MID_LEVEL:
         acc = np.zeros(len(ids))
         for sign, d, *controls in RECIPES[name]:
             x = np.array([descriptors[i][d] for i in ids])
             if controls:
                 a = np.column_stack([np.ones(len(ids))] + [[descriptors[i][c] for i in ids] for c in controls[0]])
-                x = x - a @ np.linalg.lstsq(a, x, rcond=None)[0]
-            acc += sign * (x - x.mean()) / (x.std() + 1e-12)
-        out[:, j] = quantiles(acc / len(RECIPES[name]))
-    return ids, out
+                x = x - a @ np.linalg.lstsq(a[ref], x[ref], rcond=None)[0]
+            acc += sign * (x - x[ref].mean()) / (x[ref].std() + 1e-12)
+        yield acc / len(RECIPES[name])
+
+
+def proxy_table(descriptors: dict[int, dict[str, float]]) -> tuple[list[int], np.ndarray]:
+    """[n_clips, 7] proxy targets in MID_LEVEL order, each 0..1."""
+    ids = sorted(descriptors)
+    scores = _recipe_scores(descriptors, ids, np.arange(len(ids)))
+    return ids, np.column_stack([quantiles(acc) for acc in scores])
 
 
 def proxy_scores(descriptors: dict[int, dict[str, float]], reference: list[int]) -> tuple[list[int], np.ndarray]:
@@ -347,20 +352,11 @@ def proxy_scores(descriptors: dict[int, dict[str, float]], reference: list[int])
     Every recipe's standardisation and regression is fitted on the reference clips only, and a
     clip's score maps to its quantile among the reference scores (interpolated, clipped to 0..1),
     so 0.8 keeps meaning "as high as the top 20 % of the film-music clips"; the reference clips
-    themselves get the targets of proxy_table.
+    themselves get proxy_table's targets up to ties (which proxy_table averages, at most 0.0014).
     """
     ids = sorted(descriptors)
-    ref = np.array([ids.index(i) for i in reference])
-    out = np.zeros((len(ids), len(MID_LEVEL)))
-    for j, name in enumerate(MID_LEVEL):
-        acc = np.zeros(len(ids))
-        for sign, d, *controls in RECIPES[name]:
-            x = np.array([descriptors[i][d] for i in ids])
-            if controls:
-                a = np.column_stack([np.ones(len(ids))] + [[descriptors[i][c] for i in ids] for c in controls[0]])
-                x = x - a @ np.linalg.lstsq(a[ref], x[ref], rcond=None)[0]
-            acc += sign * (x - x[ref].mean()) / (x[ref].std() + 1e-12)
-        acc /= len(RECIPES[name])
-        ranks = np.sort(acc[ref])
-        out[:, j] = np.interp(acc, ranks, np.arange(len(ref)) / (len(ref) - 1))
-    return ids, out
+    pos = {i: k for k, i in enumerate(ids)}
+    ref = np.array([pos[i] for i in reference])
+    rank = np.arange(len(ref)) / (len(ref) - 1)
+    return ids, np.column_stack([np.interp(acc, np.sort(acc[ref]), rank)
+                                 for acc in _recipe_scores(descriptors, ids, ref)])

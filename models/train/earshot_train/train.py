@@ -140,8 +140,7 @@ class Dataset:
                 if self.window_aux is not None:
                     auxs.append(self.window_aux[i][min(w, len(self.window_aux[i]) - 1)])
             mid = torch.stack(mids) if mids else self.mid[idx]
-            self.last_signs = self.signs[idx]
-            yield torch.stack(crops), mid, self.emo[idx], (torch.stack(auxs) if auxs else None)
+            yield torch.stack(crops), mid, self.emo[idx], (torch.stack(auxs) if auxs else None), self.signs[idx]
 
 
 def augment(x: torch.Tensor, cfg: Config, rng: np.random.Generator) -> torch.Tensor:
@@ -221,13 +220,13 @@ def fit(cfg: Config, train: Dataset, n_bands: int, mean, std, seed: int, log=pri
     model.train()
     for epoch in range(start, cfg.epochs):
         total, n = 0.0, 0
-        for x, mid_t, emo_t, aux_t in train.batches(cfg.batch, rng, cfg.crop):
+        for x, mid_t, emo_t, aux_t, signs in train.batches(cfg.batch, rng, cfg.crop):
             x = augment(x, cfg, rng)
             if cfg.members > 1:  # every member learns the targets on its own: an ensemble, not a wide net
                 mid, emo, e = model.member_outputs(x)
             else:
                 mid, emo, e = model(x)
-            loss = emotion_loss(emo, emo_t, emo_w, train.last_signs, cfg.fourq)
+            loss = emotion_loss(emo, emo_t, emo_w, signs, cfg.fourq)
             if aux_t is not None:
                 loss = loss + cfg.aux_weight * ((model.aux(e.mean(dim=1)) - aux_t) ** 2 * aux_w).mean()
             if mid is not None:
@@ -424,6 +423,7 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
     fq_mid, fq_signs = (None, None)
     if any(CONFIGS[a].fourq > 0 for a in archs):
         fq_mid, fq_signs = load_fourq_targets(data, ids)
+    loaded: dict[int, tuple] = {}
     runs = [(seed, arch, k) for seed in range(seeds) for arch in archs for k in range(len(folds))]
     for n, (seed, arch, k) in enumerate(runs):
         test_ids = folds[k]
@@ -434,7 +434,9 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
         if out.exists() or seed >= cfg.seeds:
             continue
         train_ids = [i for i in ids if i not in set(test_ids)]
-        specs, bands = inputs(cfg, data)
+        if cfg.frontend not in loaded:  # every clip's input, once per front end, not once per run
+            loaded[cfg.frontend] = inputs(cfg, data)
+        specs, bands = loaded[cfg.frontend]
         n_bands = next(iter(specs.values())).shape[1]
         mean, std = band_stats(specs, train_ids)
         t0 = time.time()
