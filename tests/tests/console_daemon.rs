@@ -71,19 +71,20 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
     );
 
     // The daemon stops (SIGTERM, as systemd or Ctrl-C would stop it; SIGHUP reloads its config).
-    let stopped = std::process::Command::new("pkill")
-        // anchored: the `sh -c` that runs it has the same words later in its command line
-        .args([
-            "-TERM",
-            "-f",
-            &format!("^{earshotd} run --demo --listen {addr}"),
-        ])
-        .status()
-        .expect("running pkill");
-    assert!(
-        stopped.success(),
-        "no earshotd with --socket {sock} to stop"
-    );
+    // (a closed tmux window no longer stops it either, so the end of the test stops it too)
+    let stop_daemon = || {
+        std::process::Command::new("pkill")
+            // anchored: the `sh -c` that runs it has the same words later in its command line
+            .args([
+                "-TERM",
+                "-f",
+                &format!("^{earshotd} run --demo --listen {addr}"),
+            ])
+            .status()
+            .expect("running pkill")
+            .success()
+    };
+    assert!(stop_daemon(), "no earshotd with --socket {sock} to stop");
     tmux.wait_for(
         "daemon",
         "the daemon to stop",
@@ -114,4 +115,5 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
         Duration::from_secs(10),
         |s| s.contains("EXITED 0"),
     );
+    assert!(stop_daemon(), "the restarted earshotd is running");
 }
