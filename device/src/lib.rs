@@ -14,6 +14,7 @@ pub mod explain;
 pub mod frontend;
 pub mod gate;
 pub mod health;
+pub mod lights;
 pub mod model;
 pub mod pipeline;
 pub mod publish;
