@@ -2,10 +2,11 @@
 //! written where things happen and copied into every reading. Nothing here
 //! blocks, so the audio callback may count too.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use earshot_protocol::Health;
+use earshot_protocol::{Health, OutputHealth, OutputState};
 
 /// Totals since start. Shared as `Arc<Counters>`.
 #[derive(Debug)]
@@ -23,6 +24,56 @@ pub struct Counters {
     pub clients: AtomicU32,
     /// Failed `publish` calls, all sinks together.
     pub sink_errors: AtomicU64,
+    /// Each output's own counters, in the order they were registered.
+    outputs: RwLock<Vec<Arc<OutputCounters>>>,
+}
+
+/// One output's state and totals, written by the output (or the fan-out on
+/// its behalf) and read into every reading's health.
+#[derive(Debug)]
+pub struct OutputCounters {
+    name: String,
+    state: AtomicU8,
+    /// Failed deliveries.
+    pub errors: AtomicU64,
+    /// Readings dropped because the output fell behind.
+    pub dropped: AtomicU64,
+}
+
+const STATES: [OutputState; 6] = [
+    OutputState::Starting,
+    OutputState::Ok,
+    OutputState::Retrying,
+    OutputState::Down,
+    OutputState::Closed,
+    OutputState::Failed,
+];
+
+impl OutputCounters {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn set_state(&self, state: OutputState) {
+        let i = STATES.iter().position(|s| *s == state).unwrap_or(0);
+        self.state.store(i as u8, Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> OutputState {
+        STATES
+            .get(usize::from(self.state.load(Ordering::Relaxed)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> OutputHealth {
+        OutputHealth {
+            name: self.name.clone(),
+            state: self.state(),
+            errors: self.errors.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Default for Counters {
@@ -35,6 +86,7 @@ impl Default for Counters {
             dropped_readings: AtomicU64::new(0),
             clients: AtomicU32::new(0),
             sink_errors: AtomicU64::new(0),
+            outputs: RwLock::new(Vec::new()),
         }
     }
 }
@@ -43,6 +95,22 @@ impl Counters {
     /// Adds one to a counter.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds an output to every reading's health; called while outputs are
+    /// built, never on the audio path.
+    pub fn register_output(&self, name: &str) -> Arc<OutputCounters> {
+        let counters = Arc::new(OutputCounters {
+            name: name.to_string(),
+            state: AtomicU8::new(0),
+            errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        self.outputs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&counters));
+        counters
     }
 
     /// The protocol's view of the counters, now.
@@ -54,6 +122,13 @@ impl Counters {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             dropped_readings: self.dropped_readings.load(Ordering::Relaxed),
             clients: self.clients.load(Ordering::Relaxed),
+            outputs: self
+                .outputs
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|o| o.snapshot())
+                .collect(),
         }
     }
 }
@@ -69,5 +144,28 @@ mod tests {
         c.clients.store(2, Ordering::Relaxed);
         let h = c.snapshot();
         assert_eq!((h.xruns, h.clients, h.dropped_frames), (1, 2, 0));
+    }
+
+    #[test]
+    fn outputs_appear_in_the_snapshot_with_their_state() {
+        let c = Counters::default();
+        let mqtt = c.register_output("mqtt");
+        assert_eq!(c.snapshot().outputs[0].state, OutputState::Starting);
+        mqtt.set_state(OutputState::Down);
+        Counters::bump(&mqtt.errors);
+        let h = c.snapshot();
+        assert_eq!(h.outputs.len(), 1);
+        assert_eq!(
+            (
+                h.outputs[0].name.as_str(),
+                h.outputs[0].state,
+                h.outputs[0].errors
+            ),
+            ("mqtt", OutputState::Down, 1)
+        );
+        for s in STATES {
+            mqtt.set_state(s);
+            assert_eq!(mqtt.state(), s);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! One direction, one stage per module:
 //! `capture` (live / file / demo, mono 22050 Hz) -> `frontend` (spectrogram
 //! columns) -> `model` (tract, streaming) -> `gate` + `explain` -> `pipeline`
-//! (readings) -> `publish` (fan-out to the stream server and stdout).
+//! (readings) -> `publish` (a shelf of sinks: stream server, stdout, ...).
 //! [`run`] puts them together for the daemon, [`analyze`] for a recording.
 //! Readings are `earshot_protocol` types, serialised only at the edge.
 
@@ -144,7 +144,14 @@ pub fn run_reloadable(
     let mut pipeline = Pipeline::new(&model, ps, Arc::clone(&health))?;
     let mut source = capture::open(&settings.source, settings.ring_ms, Arc::clone(&health))?;
     let hello = pipeline.hello(&source.label());
-    let sinks = publish::sinks_from_settings(settings, &hello, &health)?;
+    let sinks = publish::build(
+        &settings.outputs,
+        &publish::SinkContext {
+            hello: &hello,
+            health: &health,
+            shutdown,
+        },
+    )?;
     let fanout = FanOut::new(sinks, Arc::clone(&health));
     tracing::info!(
         "reading {} every {} ms over {} ms windows",

@@ -22,6 +22,8 @@ const DEFAULT_HOP: Duration = Duration::from_secs(1);
 /// Spectrum bands kept per reading (the daemon sends 16): with [`HISTORY_LEN`]
 /// readings kept, the wire cannot grow the console's memory beyond this.
 pub const MAX_BANDS: usize = 32;
+/// Outputs shown in the health view; a daemon has a handful.
+pub const MAX_OUTPUTS: usize = 16;
 
 /// What a feed (the network stream or a replayed file) reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,6 +293,11 @@ impl App {
                 text::clean_in_place(&mut reading.model_id, MAX_NAME);
                 reading.spectrum.truncate(MAX_BANDS);
                 reading.spectrum.shrink_to_fit();
+                reading.health.outputs.truncate(MAX_OUTPUTS);
+                reading.health.outputs.shrink_to_fit();
+                for o in &mut reading.health.outputs {
+                    text::clean_in_place(&mut o.name, MAX_NAME);
+                }
                 self.on_reading(*reading, now);
             }
             FeedEvent::Lost { mut reason } => {
@@ -517,6 +524,15 @@ mod tests {
         let mut reading = demo::reading(0);
         reading.model_id = format!("m{title}");
         reading.spectrum = vec![0.5; 100_000];
+        reading.health.outputs = vec![
+            earshot_protocol::OutputHealth {
+                name: format!("\u{1b}]0;owned\u{7}{}", "o".repeat(10_000)),
+                state: earshot_protocol::OutputState::Ok,
+                errors: 0,
+                dropped: 0,
+            };
+            10_000
+        ];
         (hello, reading)
     }
 
@@ -546,11 +562,14 @@ mod tests {
             t,
         );
         let h = app.hello.as_ref().unwrap();
+        let last = app.last.as_ref().unwrap();
+        assert_eq!(last.health.outputs.len(), MAX_OUTPUTS);
         let texts = [
             &h.model_id,
             &h.source,
             &h.daemon,
-            &app.last.as_ref().unwrap().model_id,
+            &last.model_id,
+            &last.health.outputs[0].name,
             &app.warnings[0],
         ];
         for t in texts {

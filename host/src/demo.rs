@@ -3,7 +3,8 @@
 //! explanation is exact (`emotion = bias + sum(effects)`), like the daemon's.
 
 use earshot_protocol::{
-    Analysis, Emotions, Explanation, Health, Hello, InputState, Message, MidLevel, Reading, Values,
+    Analysis, Emotions, Explanation, Health, Hello, InputState, Message, MidLevel, OutputHealth,
+    OutputState, Reading, Values,
 };
 
 /// Hop of the synthetic stream, as the hello states it.
@@ -92,7 +93,21 @@ pub fn reading(seq: u64) -> Reading {
             reconnects: 0,
             dropped_readings: 0,
             clients: 1,
+            outputs: vec![
+                output("server", OutputState::Ok, 0),
+                output("mqtt", OutputState::Ok, 0),
+                output("lights:artnet", OutputState::Ok, 0),
+            ],
         },
+    }
+}
+
+fn output(name: &str, state: OutputState, errors: u64) -> OutputHealth {
+    OutputHealth {
+        name: name.into(),
+        state,
+        errors,
+        dropped: 0,
     }
 }
 

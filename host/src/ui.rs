@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Sparkline, Wrap};
 use ratatui::Frame;
 
-use earshot_protocol::{Emotions, InputState, MidLevel};
+use earshot_protocol::{Emotions, InputState, MidLevel, OutputState};
 
 use crate::app::{App, Connection, History, Trend, View};
 use crate::explain::{self, Degree};
@@ -955,6 +955,7 @@ fn draw_health(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         },
         theme,
     ));
+    c.push(outputs_line(app, theme));
     frame.render_widget(
         Paragraph::new(c)
             .wrap(Wrap { trim: false })
@@ -1081,6 +1082,39 @@ fn draw_health(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .block(block("Warnings (newest first)", false, theme)),
         warnings,
     );
+}
+
+/// The daemon's outputs and their states, troubled ones marked.
+fn outputs_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
+    let stale = app.is_stale();
+    let outputs = app.last.as_ref().map(|r| r.health.outputs.as_slice());
+    let mut spans = vec![Span::styled(pad("outputs", 12), theme.label())];
+    for (i, o) in outputs.unwrap_or_default().iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" · ", theme.label()));
+        }
+        let (word, style) = match o.state {
+            OutputState::Ok => ("ok", theme.good()),
+            OutputState::Starting => ("starting", Style::new()),
+            OutputState::Retrying => ("retrying", theme.warn()),
+            OutputState::Down => ("down", theme.bad()),
+            OutputState::Closed => ("closed", theme.label()),
+            OutputState::Failed => ("failed", theme.bad()),
+            OutputState::Unknown => ("?", theme.label()),
+        };
+        spans.push(Span::raw(format!("{} ", o.name)));
+        spans.push(Span::styled(
+            word,
+            if stale { theme.stale() } else { style },
+        ));
+        if o.errors > 0 {
+            spans.push(Span::styled(format!(" ({} err)", o.errors), theme.label()));
+        }
+    }
+    if spans.len() == 1 {
+        spans.push(Span::styled("-", theme.label()));
+    }
+    Line::from(spans)
 }
 
 #[cfg(test)]

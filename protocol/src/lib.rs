@@ -191,8 +191,43 @@ impl Default for Analysis {
     }
 }
 
+/// What an output is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputState {
+    /// Built, nothing delivered yet (e.g. still connecting).
+    #[default]
+    Starting,
+    /// The last delivery worked.
+    Ok,
+    /// The last delivery failed; it is being retried.
+    Retrying,
+    /// Unreachable for now (e.g. the broker is down); it reconnects by itself.
+    Down,
+    /// Gone for good without fault (e.g. stdout's reader went away).
+    Closed,
+    /// Broken for good (e.g. a full disk); the daemon stops on it.
+    Failed,
+    /// A state this reader does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+/// One output's state and totals (a sink, or one part of one, e.g. one lighting protocol).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputHealth {
+    /// Short stable name, e.g. "server", "stdout", "mqtt", "lights:artnet".
+    pub name: String,
+    pub state: OutputState,
+    /// Failed deliveries since start.
+    pub errors: u64,
+    /// Readings this output dropped because it fell behind.
+    pub dropped: u64,
+}
+
 /// Counters that tell whether the numbers can be trusted. All are totals since start.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     pub uptime_s: u64,
@@ -206,6 +241,9 @@ pub struct Health {
     pub dropped_readings: u64,
     /// Subscribers connected to the stream server right now.
     pub clients: u32,
+    /// Each output's state (absent from daemons before outputs were reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputHealth>,
 }
 
 /// One reading, emitted every hop.

@@ -3,16 +3,16 @@
 //! in health), so inference never waits for an output. Retries, backoff and
 //! log rate limiting live here, once, for every sink.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use earshot_protocol::Reading;
+use earshot_protocol::{OutputState, Reading};
 
 use super::queue::Queue;
-use super::{Sink, SinkError};
-use crate::health::Counters;
+use super::{Published, Sink, SinkError};
+use crate::health::{Counters, OutputCounters};
 
 /// Readings a sink may fall behind before its oldest is dropped.
 pub const SINK_QUEUE: usize = 64;
@@ -25,8 +25,8 @@ const LOG_EVERY: u64 = 100;
 
 struct Route {
     name: &'static str,
-    queue: Arc<Queue<Arc<Reading>>>,
-    dropped: AtomicU64,
+    queue: Arc<Queue<Arc<Published>>>,
+    counters: Arc<OutputCounters>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -49,19 +49,23 @@ impl FanOut {
             .map(|sink| {
                 let name = sink.name();
                 let queue = Arc::new(Queue::new(SINK_QUEUE));
-                let q = Arc::clone(&queue);
-                let h = Arc::clone(&health);
-                let o = Arc::clone(&open);
-                let f = Arc::clone(&failure);
+                let counters = health.register_output(name);
+                let route = Driver {
+                    queue: Arc::clone(&queue),
+                    health: Arc::clone(&health),
+                    counters: Arc::clone(&counters),
+                    open: Arc::clone(&open),
+                    failure: Arc::clone(&failure),
+                };
                 let thread = std::thread::Builder::new()
                     .name(format!("sink-{name}"))
-                    .spawn(move || drive(sink, &q, &h, &o, &f))
+                    .spawn(move || route.drive(sink))
                     .map_err(|e| tracing::error!("cannot start the {name} sink thread: {e}"))
                     .ok();
                 Route {
                     name,
                     queue,
-                    dropped: AtomicU64::new(0),
+                    counters,
                     thread,
                 }
             })
@@ -89,12 +93,12 @@ impl FanOut {
         self.open.load(Ordering::Relaxed) == 0
     }
 
-    /// Hands one reading to every sink; never waits on a sink.
+    /// Hands one reading to every sink, encoded once; never waits on a sink.
     pub fn publish(&self, reading: Reading) {
-        let reading = Arc::new(reading);
+        let reading = Arc::new(Published::new(reading));
         for route in &self.routes {
             if route.queue.push_drop_oldest(Arc::clone(&reading)).is_some() {
-                let n = route.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = route.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 Counters::bump(&self.health.dropped_readings);
                 if n == 1 || n % LOG_EVERY == 0 {
                     tracing::warn!(
@@ -123,66 +127,98 @@ impl FanOut {
     }
 }
 
-/// A sink's thread: publish each queued reading, retrying with backoff while
-/// running; once shutting down, a failing sink gets one attempt, then its
-/// queue is dropped, so that a broken output cannot hold shutdown up.
-fn drive(
-    mut sink: Box<dyn Sink>,
-    queue: &Queue<Arc<Reading>>,
-    health: &Counters,
-    open: &AtomicUsize,
-    failure: &Mutex<Option<String>>,
-) {
-    let name = sink.name();
-    let mut failures: u64 = 0;
-    'readings: while let Some(reading) = queue.pop() {
-        let mut delay = BACKOFF;
-        for attempt in 1..=ATTEMPTS {
-            match sink.publish(&reading) {
-                Ok(()) => continue 'readings,
-                Err(SinkError::Closed(why)) => {
-                    tracing::info!("sink {name} closed ({why}); no more readings go there");
-                    queue.abort();
-                    open.fetch_sub(1, Ordering::Relaxed);
-                    break 'readings;
-                }
-                Err(SinkError::Failed(why)) => {
-                    Counters::bump(&health.sink_errors);
-                    failure
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert(why);
-                    queue.abort();
-                    open.fetch_sub(1, Ordering::Relaxed);
-                    break 'readings;
-                }
-                Err(e) if queue.is_closed() => {
-                    Counters::bump(&health.sink_errors);
-                    tracing::warn!(
-                        "sink {name}: {e} while shutting down; its last {} readings are dropped",
-                        queue.len() + 1
-                    );
-                    queue.abort();
-                    break 'readings;
-                }
-                Err(e) => {
-                    failures += 1;
-                    Counters::bump(&health.sink_errors);
-                    if failures == 1 || failures % LOG_EVERY == 0 {
-                        tracing::warn!(
-                            "sink {name}: {e} (attempt {attempt}, {failures} failures so far)"
-                        );
+/// What a sink's thread needs: its queue and where to report.
+struct Driver {
+    queue: Arc<Queue<Arc<Published>>>,
+    health: Arc<Counters>,
+    counters: Arc<OutputCounters>,
+    open: Arc<AtomicUsize>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Driver {
+    /// Publishes each queued reading, retrying with backoff while running;
+    /// once shutting down, a failing sink gets one attempt, then its queue is
+    /// dropped, so that a broken output cannot hold shutdown up. An output
+    /// that is down skips the reading: it is not replayed late as if new.
+    fn drive(self, mut sink: Box<dyn Sink>) {
+        let name = sink.name();
+        let queue = &self.queue;
+        let mut failures: u64 = 0;
+        'readings: while let Some(reading) = queue.pop() {
+            let mut delay = BACKOFF;
+            for attempt in 1..=ATTEMPTS {
+                let error = match sink.publish(&reading) {
+                    Ok(()) => {
+                        self.counters.set_state(OutputState::Ok);
+                        continue 'readings;
                     }
-                    if attempt < ATTEMPTS {
-                        std::thread::sleep(delay);
-                        delay *= 2;
+                    Err(e) => e,
+                };
+                if !matches!(error, SinkError::Closed(_)) {
+                    self.count_error();
+                }
+                match error {
+                    SinkError::Closed(why) => {
+                        tracing::info!("sink {name} closed ({why}); no more readings go there");
+                        self.leave(OutputState::Closed);
+                        break 'readings;
+                    }
+                    SinkError::Failed(why) => {
+                        self.failure
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(why);
+                        self.leave(OutputState::Failed);
+                        break 'readings;
+                    }
+                    SinkError::Down(why) => {
+                        failures += 1;
+                        if self.counters.state() != OutputState::Down || failures % LOG_EVERY == 0 {
+                            tracing::warn!("sink {name} is down ({why}); readings are skipped until it is back");
+                        }
+                        self.counters.set_state(OutputState::Down);
+                        continue 'readings;
+                    }
+                    e if queue.is_closed() => {
+                        tracing::warn!(
+                            "sink {name}: {e} while shutting down; its last {} readings are dropped",
+                            queue.len() + 1
+                        );
+                        queue.abort();
+                        break 'readings;
+                    }
+                    e => {
+                        failures += 1;
+                        self.counters.set_state(OutputState::Retrying);
+                        if failures == 1 || failures % LOG_EVERY == 0 {
+                            tracing::warn!(
+                                "sink {name}: {e} (attempt {attempt}, {failures} failures so far)"
+                            );
+                        }
+                        if attempt < ATTEMPTS {
+                            std::thread::sleep(delay);
+                            delay *= 2;
+                        }
                     }
                 }
             }
         }
+        if let Err(e) = sink.close() {
+            tracing::warn!("closing sink {name}: {e}");
+        }
     }
-    if let Err(e) = sink.close() {
-        tracing::warn!("closing sink {name}: {e}");
+
+    fn count_error(&self) {
+        Counters::bump(&self.health.sink_errors);
+        Counters::bump(&self.counters.errors);
+    }
+
+    /// The sink takes no more readings.
+    fn leave(&self, state: OutputState) {
+        self.counters.set_state(state);
+        self.queue.abort();
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -190,6 +226,7 @@ fn drive(
 mod tests {
     use super::*;
     use earshot_protocol::{Health, InputState};
+    use std::sync::atomic::AtomicU64;
     use std::sync::Mutex;
 
     fn reading(seq: u64) -> Reading {
@@ -212,9 +249,9 @@ mod tests {
         fn name(&self) -> &'static str {
             "slow"
         }
-        fn publish(&mut self, r: &Reading) -> Result<(), SinkError> {
+        fn publish(&mut self, r: &Published) -> Result<(), SinkError> {
             std::thread::sleep(Duration::from_millis(2));
-            self.0.lock().unwrap().push(r.seq);
+            self.0.lock().unwrap().push(r.reading.seq);
             Ok(())
         }
     }
@@ -224,7 +261,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "failing"
         }
-        fn publish(&mut self, _: &Reading) -> Result<(), SinkError> {
+        fn publish(&mut self, _: &Published) -> Result<(), SinkError> {
             self.0.fetch_add(1, Ordering::Relaxed);
             Err(SinkError::Io(std::io::Error::other("down")))
         }
@@ -235,7 +272,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "broken"
         }
-        fn publish(&mut self, _: &Reading) -> Result<(), SinkError> {
+        fn publish(&mut self, _: &Published) -> Result<(), SinkError> {
             self.0.fetch_add(1, Ordering::Relaxed);
             Err(SinkError::Failed("disk full".into()))
         }
@@ -339,5 +376,68 @@ mod tests {
         assert_eq!(calls.load(Ordering::Relaxed), 2 * u64::from(ATTEMPTS));
         assert_eq!(health.sink_errors.load(Ordering::Relaxed), 6);
         assert_eq!(*seen.lock().unwrap(), vec![0, 1]);
+    }
+
+    struct Down(Arc<AtomicU64>);
+    impl Sink for Down {
+        fn name(&self) -> &'static str {
+            "down"
+        }
+        fn publish(&mut self, _: &Published) -> Result<(), SinkError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(SinkError::Down("broker unreachable".into()))
+        }
+    }
+
+    #[test]
+    fn output_states_reach_health_and_a_down_output_skips_without_retrying() {
+        let (down, failing, broken) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let health = Arc::new(Counters::default());
+        let fan = FanOut::new(
+            vec![
+                Box::new(Down(Arc::clone(&down))),
+                Box::new(Failing(Arc::clone(&failing))),
+                Box::new(Broken(Arc::clone(&broken))),
+                Box::new(Slow(Arc::clone(&seen))),
+            ],
+            Arc::clone(&health),
+        );
+        let states = || {
+            health
+                .snapshot()
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.state))
+                .collect::<Vec<_>>()
+        };
+        assert!(states().iter().all(|(_, s)| *s == OutputState::Starting));
+        for i in 0..3 {
+            fan.publish(reading(i));
+        }
+        let t0 = std::time::Instant::now();
+        while (seen.lock().unwrap().len() < 3 || failing.load(Ordering::Relaxed) < 1)
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let now = states();
+        assert_eq!(now[0], ("down".into(), OutputState::Down));
+        assert_eq!(now[1], ("failing".into(), OutputState::Retrying));
+        assert_eq!(now[2], ("broken".into(), OutputState::Failed));
+        assert_eq!(now[3], ("slow".into(), OutputState::Ok));
+        fan.close();
+        assert_eq!(
+            down.load(Ordering::Relaxed),
+            3,
+            "one try per reading, no retries"
+        );
+        let h = health.snapshot();
+        assert_eq!(h.outputs[0].errors, 3);
+        assert_eq!(h.outputs[2].errors, 1);
     }
 }

@@ -1,6 +1,8 @@
-//! Outputs. Every output is a [`Sink`]; [`FanOut`] gives each its own thread
-//! and bounded queue, so a slow or failing sink never stalls inference. Only
-//! [`sinks_from_settings`] names the concrete outputs, and only builds them.
+//! Outputs: a shelf of sinks. Every output is a [`Sink`] that owns its config
+//! table (schema and checks), construction and health; [`SinkSettings`] names
+//! them, and [`build`] is the one place that starts them. [`FanOut`] gives each
+//! sink its own thread and bounded queue, so a slow or failing sink never
+//! stalls inference, and encodes each reading once for all of them.
 
 mod fanout;
 mod queue;
@@ -14,8 +16,8 @@ use earshot_protocol::{Hello, Reading};
 pub use fanout::FanOut;
 pub use queue::Queue;
 
-use crate::config::Settings;
 use crate::health::Counters;
+use crate::Shutdown;
 
 /// Why a sink could not publish.
 #[derive(Debug, thiserror::Error)]
@@ -26,22 +28,59 @@ pub enum SinkError {
     /// The output is gone for good (e.g. stdout closed); fan-out stops feeding it.
     #[error("closed: {0}")]
     Closed(String),
+    /// The output is unreachable for now (e.g. the broker is down) and comes
+    /// back by itself: the reading is skipped, not retried or replayed later.
+    #[error("down: {0}")]
+    Down(String),
     /// The output is broken (e.g. the disk is full): its readings would be lost
     /// silently, so the daemon stops with this message.
     #[error("{0}")]
     Failed(String),
 }
 
+/// One reading as every sink sees it: the value, and its protocol line
+/// (NDJSON, newline-terminated), encoded once for all sinks.
+#[derive(Debug)]
+pub struct Published {
+    pub reading: Reading,
+    pub line: Arc<str>,
+}
+
+impl Published {
+    pub fn new(reading: Reading) -> Self {
+        let line = earshot_protocol::encode_line(&earshot_protocol::Message::Reading(Box::new(
+            reading.clone(),
+        )))
+        .into();
+        Self { reading, line }
+    }
+}
+
 /// An output that receives every reading, in order.
 pub trait Sink: Send {
-    /// Stable short name for logs and health counters ("stdout", "server").
+    /// Stable short name for logs and health ("stdout", "server", "mqtt").
     fn name(&self) -> &'static str;
     /// Publishes one reading, on the sink's own thread. Return errors; fan-out retries.
-    fn publish(&mut self, reading: &Reading) -> Result<(), SinkError>;
+    fn publish(&mut self, reading: &Published) -> Result<(), SinkError>;
     /// Called once at shutdown.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+}
+
+/// What every sink may need when it is built.
+pub struct SinkContext<'a> {
+    pub hello: &'a Hello,
+    pub health: &'a Arc<Counters>,
+    pub shutdown: &'a Shutdown,
+}
+
+/// A checked sink configuration: one variant per kind of output.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SinkSettings {
+    Server(server::ServerSettings),
+    Stdout,
 }
 
 /// Why outputs could not start.
@@ -57,27 +96,27 @@ pub enum PublishError {
     },
     #[error("no outputs: enable the stream server or pass --stdout")]
     NoOutputs,
+    /// An output cannot start; the message names it and what to do.
+    #[error("{0}")]
+    Start(String),
     /// An output broke while running (see [`SinkError::Failed`]).
     #[error("{0}")]
     SinkFailed(String),
 }
 
-/// Builds the configured sinks (the one place that knows them all).
-pub fn sinks_from_settings(
-    settings: &Settings,
-    hello: &Hello,
-    health: &Arc<Counters>,
+/// Starts the configured sinks, in order.
+pub fn build(
+    outputs: &[SinkSettings],
+    ctx: &SinkContext,
 ) -> Result<Vec<Box<dyn Sink>>, PublishError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(server) = &settings.server {
-        sinks.push(Box::new(server::Server::start(
-            server,
-            hello,
-            Arc::clone(health),
-        )?));
-    }
-    if settings.stdout {
-        sinks.push(Box::new(stdout::StdoutSink::new(hello)?));
+    for output in outputs {
+        sinks.push(match output {
+            SinkSettings::Server(s) => {
+                Box::new(server::Server::start(s, ctx.hello, Arc::clone(ctx.health))?)
+            }
+            SinkSettings::Stdout => Box::new(stdout::StdoutSink::new(ctx.hello)?),
+        });
     }
     if sinks.is_empty() {
         return Err(PublishError::NoOutputs);

@@ -3,9 +3,25 @@
 
 use std::io::{ErrorKind, Write};
 
-use earshot_protocol::{encode_line, Hello, Message, Reading};
+use earshot_protocol::{encode_line, Hello, Message};
+use serde::Deserialize;
 
-use super::{PublishError, Sink, SinkError};
+use super::{PublishError, Published, Sink, SinkError, SinkSettings};
+use crate::config::{Check, ConfigError};
+
+/// `[stdout]` in the config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StdoutConfig {
+    /// Write NDJSON (hello, then readings) to standard output.
+    pub enabled: bool,
+}
+
+impl StdoutConfig {
+    pub fn validate(&self, _: &Check) -> Result<Option<SinkSettings>, ConfigError> {
+        Ok(self.enabled.then_some(SinkSettings::Stdout))
+    }
+}
 
 /// Writes the protocol to stdout.
 pub struct StdoutSink;
@@ -49,7 +65,7 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
-    fn publish(&mut self, reading: &Reading) -> Result<(), SinkError> {
-        self.write(&encode_line(&Message::Reading(Box::new(reading.clone()))))
+    fn publish(&mut self, p: &Published) -> Result<(), SinkError> {
+        self.write(&p.line)
     }
 }

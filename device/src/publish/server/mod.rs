@@ -16,12 +16,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use earshot_protocol::{encode_line, Hello, Message, Reading};
+use earshot_protocol::{encode_line, Hello, Message};
 
 use super::queue::Queue;
-use super::{PublishError, Sink, SinkError};
-use crate::config::ServerSettings;
+use super::{PublishError, Published, Sink, SinkError};
 use crate::health::Counters;
+
+mod config;
+pub use config::{
+    default_unix_socket, ServerConfig, ServerSettings, Token, DEFAULT_CLIENT_QUEUE,
+    DEFAULT_MAX_CLIENTS, MIN_TOKEN_CHARS,
+};
 
 /// A client whose socket accepts nothing for this long is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -544,15 +549,15 @@ impl Sink for Server {
         "server"
     }
 
-    fn publish(&mut self, reading: &Reading) -> Result<(), SinkError> {
-        let line: Arc<str> = encode_line(&Message::Reading(Box::new(reading.clone()))).into();
+    fn publish(&mut self, p: &Published) -> Result<(), SinkError> {
+        let line = &p.line;
         let mut clients = self.shared.clients();
         let before = clients.len();
         clients.retain_mut(|c| {
             if c.gone.load(Ordering::Relaxed) {
                 return false;
             }
-            if c.queue.try_push(Arc::clone(&line)).is_err() {
+            if c.queue.try_push(Arc::clone(line)).is_err() {
                 tracing::warn!(
                     "client {} dropped: too slow, {} readings behind",
                     c.peer,
@@ -610,7 +615,7 @@ impl Sink for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use earshot_protocol::{decode, MidLevel};
+    use earshot_protocol::{decode, MidLevel, Reading};
     use std::io::{BufRead, BufReader};
 
     fn hello() -> Hello {
@@ -655,7 +660,7 @@ mod tests {
         while server.shared.clients().is_empty() && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        server.publish(&reading(3)).unwrap();
+        server.publish(&Published::new(reading(3))).unwrap();
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
         assert!(matches!(decode(&line).unwrap(), Message::Hello(_)));
@@ -718,7 +723,7 @@ mod tests {
         let sock = dir.path().join("s.sock");
         let mut settings =
             ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), Some(sock.clone()));
-        settings.token = Some(crate::config::Token::new("0123456789abcdef"));
+        settings.token = Some(Token::new("0123456789abcdef"));
         let mut server = Server::start(&settings, &hello(), Arc::new(Counters::default())).unwrap();
         let addr = server.local_tcp().unwrap();
         let first_line = |send: &str| {
@@ -787,7 +792,7 @@ mod tests {
             }
             assert!(t0.elapsed() < Duration::from_secs(10), "no slot freed up");
             // the writer notices the closed peer only when it next writes
-            server.publish(&reading(0)).unwrap();
+            server.publish(&Published::new(reading(0))).unwrap();
             std::thread::sleep(Duration::from_millis(50));
         }
         server.close().unwrap();
