@@ -63,6 +63,7 @@ pub struct Config {
     // Outputs: each sink owns its table's schema and checks (crate::publish).
     pub server: publish::server::ServerConfig,
     pub stdout: publish::stdout::StdoutConfig,
+    pub lights: crate::lights::LightsConfig,
 }
 
 /// Where audio comes from.
@@ -311,6 +312,11 @@ impl Loaded {
         let mut outputs = Vec::new();
         outputs.extend(c.server.validate(&check)?.map(SinkSettings::Server));
         outputs.extend(c.stdout.validate(&check)?);
+        outputs.extend(
+            c.lights
+                .validate(&check)?
+                .map(|l| SinkSettings::Lights(Box::new(l))),
+        );
         Ok(Settings {
             source: c.source.clone(),
             model_dir: c.model.dir.clone(),

@@ -33,6 +33,22 @@ enum Command {
     Devices,
     /// Analyse a recording: per-window values and a summary.
     Analyze(AnalyzeArgs),
+    /// Lighting tools (see docs/lights.md).
+    #[command(subcommand)]
+    Lights(LightsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum LightsCommand {
+    /// Walk every fixture through its channels, one at a time at full, for installing.
+    Test {
+        /// Config file with [lights] (fixtures and outputs).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Seconds each channel stays at full.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+        step_s: f64,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -180,6 +196,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run(args)) => daemon(args),
         Some(Command::Devices) => devices(),
         Some(Command::Analyze(args)) => analyze(args),
+        Some(Command::Lights(LightsCommand::Test { config, step_s })) => {
+            lights_test(&config, step_s)
+        }
     }
 }
 
@@ -335,4 +354,33 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 
 fn bar(v: f32) -> String {
     "#".repeat((v.clamp(0.0, 1.0) * 30.0).round() as usize)
+}
+
+/// `earshotd lights test`: the configured fixtures, channel by channel.
+fn lights_test(config: &std::path::Path, step_s: f64) -> anyhow::Result<ExitCode> {
+    let settings = Loaded::from_file(config)?.validate()?;
+    let Some(lights) = settings.outputs.iter().find_map(|o| match o {
+        earshot_device::publish::SinkSettings::Lights(l) => Some(l),
+        _ => None,
+    }) else {
+        anyhow::bail!(
+            "{}: the lights are off; set [lights] enabled = true, with fixtures and an output",
+            config.display()
+        );
+    };
+    if !(0.1..=60.0).contains(&step_s) {
+        anyhow::bail!("--step-s {step_s}: must be between 0.1 and 60 seconds");
+    }
+    let shutdown = Shutdown::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, shutdown.flag())
+            .context("installing the signal handlers")?;
+    }
+    earshot_device::lights::walk(
+        lights,
+        std::time::Duration::from_secs_f64(step_s),
+        &|| shutdown.is_set(),
+        &mut |line| println!("{line}"),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

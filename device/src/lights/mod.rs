@@ -16,6 +16,7 @@ pub mod limiter;
 pub mod output;
 pub mod render;
 pub mod scene;
+pub mod sink;
 
 use std::time::Duration;
 

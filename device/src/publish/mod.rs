@@ -81,6 +81,7 @@ pub struct SinkContext<'a> {
 pub enum SinkSettings {
     Server(server::ServerSettings),
     Stdout,
+    Lights(Box<crate::lights::LightsSettings>),
 }
 
 /// Why outputs could not start.
@@ -116,6 +117,7 @@ pub fn build(
                 Box::new(server::Server::start(s, ctx.hello, Arc::clone(ctx.health))?)
             }
             SinkSettings::Stdout => Box::new(stdout::StdoutSink::new(ctx.hello)?),
+            SinkSettings::Lights(s) => crate::lights::sink::start(s, ctx)?,
         });
     }
     if sinks.is_empty() {
