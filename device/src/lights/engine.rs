@@ -14,6 +14,10 @@ use super::scene::{Look, Mapping, Rgb, Values};
 pub enum Input {
     /// Music, with its smoothed published values.
     Music(Values),
+    /// Music unlike what the model learned (`in_range` false: speech, noise,
+    /// a test tone): its values are a guess, so the curves follow them but
+    /// the scene stays.
+    Unsure(Values),
     /// Silence or warm-up: no emotions claimed.
     Quiet,
 }
@@ -22,10 +26,17 @@ impl Input {
     /// The lights' view of a reading (copies a few numbers, allocates nothing).
     pub fn from_reading(r: &earshot_protocol::Reading) -> Self {
         match (&r.analysis, r.state) {
-            (Some(a), earshot_protocol::InputState::Music) => Input::Music(Values {
-                emotions: a.emotions.to_array(),
-                mid_level: a.mid_level.to_array(),
-            }),
+            (Some(a), earshot_protocol::InputState::Music) => {
+                let values = Values {
+                    emotions: a.emotions.to_array(),
+                    mid_level: a.mid_level.to_array(),
+                };
+                if a.in_range {
+                    Input::Music(values)
+                } else {
+                    Input::Unsure(values)
+                }
+            }
             _ => Input::Quiet,
         }
     }
@@ -196,6 +207,10 @@ impl Engine {
                 self.quiet_since_s = None;
                 self.values = Some(values);
                 self.choose_scene(&values, now_s);
+            }
+            Input::Unsure(values) => {
+                self.quiet_since_s = None;
+                self.values = Some(values);
             }
             Input::Quiet => {
                 self.quiet_since_s.get_or_insert(now_s);
@@ -430,6 +445,24 @@ pub(crate) mod tests {
         assert_eq!(e.scene(), Some(0), "held for 5 s");
         run(&mut e, 4.9, 6.0, Some(music(0.3, 0.9, 0.5)));
         assert_eq!(e.scene(), Some(1));
+    }
+
+    #[test]
+    fn readings_out_of_range_move_brightness_but_not_the_scene() {
+        let mut e = bar();
+        run(&mut e, 0.0, 20.0, Some(music(0.9, 0.1, 0.2)));
+        assert_eq!(e.scene(), Some(0));
+        let dim = e.tick(20.0)[0].intensity;
+        let Input::Music(loud_happy) = music(0.1, 0.9, 0.9) else {
+            unreachable!()
+        };
+        run(&mut e, 20.0, 40.0, Some(Input::Unsure(loud_happy)));
+        assert_eq!(
+            e.scene(),
+            Some(0),
+            "an unsure reading never changes the scene"
+        );
+        assert!(e.tick(40.0)[0].intensity > dim + 0.2);
     }
 
     #[test]

@@ -236,7 +236,10 @@ mod tests {
     }
 
     /// Frames of every channel over time, with or without the limiter.
-    fn frames(readings: &[(f64, Option<[f32; 8]>)], limit: bool) -> Vec<Vec<(f64, u8)>> {
+    /// A reading: music (trusted or not) with these emotions, or silence.
+    type Step = (f64, Option<(bool, [f32; 8])>);
+
+    fn frames(readings: &[Step], limit: bool) -> Vec<Vec<(f64, u8)>> {
         let mapping = preset("club").unwrap().mapping;
         let rig = rig(mapping.zones.len());
         let mut engine = Engine::new(jumpy(), mapping, 0.0);
@@ -249,10 +252,17 @@ mod tests {
         while t < end {
             while next < readings.len() && readings[next].0 <= t {
                 let input = match readings[next].1 {
-                    Some(emotions) => Input::Music(Values {
-                        emotions,
-                        mid_level: [0.5; 7],
-                    }),
+                    Some((in_range, emotions)) => {
+                        let values = Values {
+                            emotions,
+                            mid_level: [0.5; 7],
+                        };
+                        if in_range {
+                            Input::Music(values)
+                        } else {
+                            Input::Unsure(values)
+                        }
+                    }
                     None => Input::Quiet,
                 };
                 engine.on_input(input, t);
@@ -281,14 +291,14 @@ mod tests {
     #[test]
     fn without_the_limiter_jumpy_readings_would_flash() {
         // Readings alternating every 100 ms between loud-happy and quiet-sad.
-        let readings: Vec<(f64, Option<[f32; 8]>)> = (0..60)
+        let readings: Vec<Step> = (0..60)
             .map(|i| {
                 let e = if i % 2 == 0 {
                     [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
                 } else {
                     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
                 };
-                (f64::from(i) * 0.1, Some(e))
+                (f64::from(i) * 0.1, Some((true, e)))
             })
             .collect();
         assert!(worst(&frames(&readings, false)) > 3);
@@ -305,12 +315,18 @@ mod tests {
         #[test]
         fn arbitrary_readings_never_flash_more_than_three_times_a_second(
             steps in proptest::collection::vec(
-                (0.0f64..2.5, proptest::option::weighted(0.8, proptest::array::uniform8(0.0f32..1.0))),
+                (
+                    0.0f64..2.5,
+                    proptest::option::weighted(
+                        0.8,
+                        (proptest::bool::weighted(0.8), proptest::array::uniform8(0.0f32..1.0)),
+                    ),
+                ),
                 1..80,
             ),
         ) {
             let mut t = 0.0;
-            let readings: Vec<(f64, Option<[f32; 8]>)> = steps
+            let readings: Vec<Step> = steps
                 .into_iter()
                 .map(|(dt, e)| {
                     t += dt;

@@ -646,3 +646,67 @@ fn lights_test_walks_every_channel_and_ends_dark() {
         assert!(colours.contains(&c), "WLED never showed {c:?}");
     }
 }
+
+/// A stalled pipeline (no reading for `stall_s`): the lights hold their look,
+/// then fade to the safe look (blackout here) over `stall_fade_s`, gradually;
+/// when readings come back, so does the light.
+#[test]
+fn a_stalled_pipeline_holds_then_fades_to_the_safe_look() {
+    let happy = readings_of("2-happy.mp3");
+    let r = happy
+        .iter()
+        .rev()
+        .find(|r| r.state == InputState::Music)
+        .unwrap()
+        .clone();
+    let lb = Loopback::new(|t| {
+        t.replace("stall_s = 5.0", "stall_s = 1.5")
+            .replace("stall_fade_s = 3.0", "stall_fade_s = 1.0")
+    });
+    let mut l = lights::start(&lb.settings(), &|_| Box::new(lights::output::NoStatus)).unwrap();
+    // Readings every 250 ms for 3 s (settled), then none.
+    feed(&l, &vec![r.clone(); 12], Duration::from_millis(250));
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let back = Instant::now();
+    feed(&l, &vec![r.clone(); 8], Duration::from_millis(250));
+    l.close();
+    let art = lb.artnet.wait_for(1, Duration::from_secs(1));
+    let wash = |p: &Packet| p.data[..4].iter().map(|v| u32::from(*v)).sum::<u32>();
+    let at = |from_s: f64, to_s: f64| -> Vec<u32> {
+        art.iter()
+            .filter(|p| {
+                let t = p.at.duration_since(stopped).as_secs_f64();
+                p.at >= stopped && (from_s..to_s).contains(&t)
+            })
+            .map(wash)
+            .collect()
+    };
+    let held = at(0.2, 1.2);
+    assert!(held.len() > 20, "{} frames", held.len());
+    let level = held[0];
+    assert!(level > 60, "the wash was lit: {level}");
+    assert!(
+        held.iter().all(|v| v.abs_diff(level) <= level / 10),
+        "the look holds while the pipeline stalls: {held:?}"
+    );
+    let fading = at(1.5, 2.6);
+    let between = fading
+        .iter()
+        .filter(|v| **v > level / 10 && **v < level * 9 / 10)
+        .count();
+    assert!(between >= 10, "a fade, not a cut: {fading:?}");
+    let dark = at(3.0, 3.9);
+    assert!(!dark.is_empty() && dark.iter().all(|v| *v == 0), "{dark:?}");
+    let again: Vec<u32> = art
+        .iter()
+        .filter(|p| {
+            p.at >= back + Duration::from_millis(1500) && p.at < back + Duration::from_secs(2)
+        })
+        .map(wash)
+        .collect();
+    assert!(
+        again.iter().all(|v| *v > level / 2),
+        "light is back: {again:?}"
+    );
+}
