@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "ci-setup-check: run as root on a disposable machine" >&2; exit 1; }
 [ -n "${CI_SETUP_CHECK:-}" ] || { echo "ci-setup-check: removes Debian packages; set CI_SETUP_CHECK=1 to confirm" >&2; exit 1; }
 
-pkgs=(libasound2-dev tmux python3-venv python3.11-venv)
+pkgs=(libasound2-dev tmux python3-venv python3.11-venv mosquitto)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 remove() {
   env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${pkgs[@]}" >/dev/null 2>&1 || true
-  for p in libasound2-dev tmux python3-venv; do
+  for p in libasound2-dev tmux python3-venv mosquitto; do
     if installed "$p"; then
       echo "ci-setup-check: could not remove $p" >&2; exit 1
     fi
@@ -44,7 +44,7 @@ chown -R "$user:$user" "$clone"
 cargo_bin="$(dirname "$(command -v cargo)")"
 chmod o+x "$(dirname "$cargo_bin")" "$(dirname "$(dirname "$cargo_bin")")" 2>/dev/null || true
 sudo -u "$user" -H env PATH="$cargo_bin:/usr/local/bin:/usr/bin:/bin" bash "$clone/scripts/setup.sh"
-expect_installed python3-venv
+expect_installed python3-venv mosquitto
 sudo -u "$user" -H "$clone/.venv/bin/python" -c 'import numpy, soundfile, onnxruntime, essentia, pytest' ||
   { echo "ci-setup-check: the user's .venv lacks the test packages" >&2; exit 1; }
 rm -rf "$clone" /etc/sudoers.d/earshot-ci

@@ -25,6 +25,8 @@ for pkg in libasound2-dev pkg-config tmux procps; do  # procps: pkill in the e2e
   installed "$pkg" || need+=("$pkg")
 done
 if [ "$python" -eq 1 ]; then
+  # The tests talk to a real MQTT broker (they start their own on a spare port).
+  installed mosquitto || need+=(mosquitto)
   command -v python3 >/dev/null || need+=(python3)
   # Debian's python3 lacks venv (ensurepip) until python3-venv is installed.
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)

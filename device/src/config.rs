@@ -63,6 +63,7 @@ pub struct Config {
     // Outputs: each sink owns its table's schema and checks (crate::publish).
     pub server: publish::server::ServerConfig,
     pub stdout: publish::stdout::StdoutConfig,
+    pub mqtt: publish::mqtt::MqttConfig,
     pub lights: crate::lights::LightsConfig,
 }
 
@@ -312,6 +313,7 @@ impl Loaded {
         let mut outputs = Vec::new();
         outputs.extend(c.server.validate(&check)?.map(SinkSettings::Server));
         outputs.extend(c.stdout.validate(&check)?);
+        outputs.extend(c.mqtt.validate(&check)?.map(SinkSettings::Mqtt));
         outputs.extend(
             c.lights
                 .validate(&check)?

@@ -93,9 +93,13 @@ struct RunArgs {
     /// Group of the unix socket (a group name or a numeric gid).
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
-    /// No stream server (with --stdout).
+    /// No stream server (with --stdout, --mqtt or lights in the config).
     #[arg(long)]
     no_server: bool,
+    /// Publish readings to an MQTT broker, with Home Assistant discovery
+    /// (e.g. mqtt://homeassistant.local:1883; more in the config's [mqtt]).
+    #[arg(long, value_name = "URL")]
+    mqtt: Option<String>,
     /// Write the log to this file (appending) instead of standard error.
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
@@ -247,6 +251,9 @@ fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
     }
     if args.no_server {
         c.server.enabled = false;
+    }
+    if let Some(url) = &args.mqtt {
+        c.mqtt.url = url.clone();
     }
     Ok(loaded.validate()?)
 }

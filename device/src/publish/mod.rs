@@ -5,6 +5,7 @@
 //! stalls inference, and encodes each reading once for all of them.
 
 mod fanout;
+pub mod mqtt;
 mod queue;
 pub mod server;
 pub mod stdout;
@@ -81,6 +82,7 @@ pub struct SinkContext<'a> {
 pub enum SinkSettings {
     Server(server::ServerSettings),
     Stdout,
+    Mqtt(mqtt::MqttSettings),
     Lights(Box<crate::lights::LightsSettings>),
 }
 
@@ -95,7 +97,9 @@ pub enum PublishError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no outputs: enable the stream server or pass --stdout")]
+    #[error(
+        "no outputs: enable the stream server, pass --stdout or --mqtt, or configure [lights]"
+    )]
     NoOutputs,
     /// An output cannot start; the message names it and what to do.
     #[error("{0}")]
@@ -117,6 +121,7 @@ pub fn build(
                 Box::new(server::Server::start(s, ctx.hello, Arc::clone(ctx.health))?)
             }
             SinkSettings::Stdout => Box::new(stdout::StdoutSink::new(ctx.hello)?),
+            SinkSettings::Mqtt(s) => Box::new(mqtt::MqttSink::start(s, ctx)?),
             SinkSettings::Lights(s) => crate::lights::sink::start(s, ctx)?,
         });
     }

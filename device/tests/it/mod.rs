@@ -3,6 +3,7 @@ mod bad_input;
 mod capture;
 mod hostile;
 mod lights;
+mod mqtt;
 mod run;
 mod server;
 mod util;
