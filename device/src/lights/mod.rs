@@ -138,9 +138,16 @@ pub fn walk(
     // a second is slowed by it rather than allowed to flash.
     let mut limiter = Limiter::new(rig.len(), settings.max_flashes_per_s);
     let start = std::time::Instant::now();
-    let mut frame = vec![0u8; rig.len()];
-    let mut send = |frame: &mut [u8], links: &mut Vec<Link>, for_: Duration| {
+    // Dark, with fixed channels (`off`, `full`) at their values throughout:
+    // an `off` strobe channel must never be walked to full.
+    let mut dark = vec![0u8; rig.len()];
+    rig.render_all(&engine::ZoneLook::default(), &mut dark);
+    let mut frame = dark.clone();
+    // Sends `frame` for `for_`, and on until the limiter lets all of it
+    // through (at most a little over a second more); `stop` cuts it short.
+    let mut send = |frame: &mut [u8], links: &mut Vec<Link>, for_: Duration, stoppable: bool| {
         let until = std::time::Instant::now() + for_;
+        let give_up = until + Duration::from_secs_f64(limiter::WINDOW_S + 0.2);
         let want = frame.to_vec();
         loop {
             frame.copy_from_slice(&want);
@@ -148,7 +155,8 @@ pub fn walk(
             for l in links.iter_mut() {
                 l.send(frame);
             }
-            if std::time::Instant::now() >= until || stop() {
+            let now = std::time::Instant::now();
+            if (now >= until && *frame == want[..]) || now >= give_up || (stoppable && stop()) {
                 break;
             }
             std::thread::sleep(period);
@@ -158,6 +166,12 @@ pub fn walk(
         for (c, component) in f.channels.iter().enumerate() {
             if stop() {
                 break 'walk;
+            }
+            if matches!(
+                component,
+                fixture::Component::Off | fixture::Component::Full
+            ) {
+                continue;
             }
             let place = match f.place {
                 fixture::Place::Dmx { universe, address } => {
@@ -172,13 +186,13 @@ pub fn walk(
                 c + 1,
                 component.name()
             ));
-            frame.fill(0);
+            frame.copy_from_slice(&dark);
             frame[rig.offset(i) + c] = 255;
-            send(&mut frame, &mut links, step);
+            send(&mut frame, &mut links, step, true);
         }
     }
-    frame.fill(0);
-    send(&mut frame, &mut links, Duration::from_millis(500));
+    frame.copy_from_slice(&dark);
+    send(&mut frame, &mut links, Duration::from_millis(500), false);
     for l in &mut links {
         l.close();
     }

@@ -48,6 +48,7 @@ impl Lights {
             intensity: settings.behaviour.safe.intensity,
             uv: 0.0,
         };
+        let max_flashes = settings.max_flashes_per_s;
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("lights".into())
@@ -61,6 +62,7 @@ impl Lights {
                         links,
                         period,
                         safe,
+                        max_flashes,
                     },
                 )
             })?;
@@ -109,16 +111,43 @@ struct Render {
     links: Vec<Link>,
     period: Duration,
     safe: ZoneLook,
+    max_flashes: usize,
 }
 
 fn render(shared: &Shared, mut r: Render) {
-    let start = Instant::now();
-    let mut frame = vec![0u8; r.rig.len()];
     let mut safe_frame = vec![0u8; r.rig.len()];
     r.rig.render_all(&r.safe, &mut safe_frame);
+    let mut links = std::mem::take(&mut r.links);
+    // Whatever goes wrong in here, the outputs still get the safe look below.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        frames(shared, &mut r, &mut links, &safe_frame)
+    }));
+    if run.is_err() {
+        tracing::error!("lights: the render thread failed; sending the safe look");
+    }
+    // The safe look, normally reached within the flash limit; after a
+    // failure or the limit (never expected) it is sent as it is, since the
+    // daemon is going away.
+    for _ in 0..FINAL_FRAMES {
+        for link in &mut links {
+            link.send(&safe_frame);
+        }
+        shared.frames.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(r.period);
+    }
+    for link in &mut links {
+        link.close();
+    }
+    tracing::info!("lights: safe look sent; outputs closed");
+}
+
+/// Frames at the fixed rate until closing has reached the safe look.
+fn frames(shared: &Shared, r: &mut Render, links: &mut [Link], safe_frame: &[u8]) {
+    let start = Instant::now();
+    let mut frame = vec![0u8; r.rig.len()];
     let mut next = start;
     let mut closing_since: Option<f64> = None;
-    let mut held_logged = 0;
+    let mut limiter_logged = false;
     loop {
         let now_s = start.elapsed().as_secs_f64();
         let input = shared
@@ -141,13 +170,17 @@ fn render(shared: &Shared, mut r: Render) {
                 break;
             }
         }
-        for link in &mut r.links {
+        for link in links.iter_mut() {
             link.send(&frame);
         }
         shared.frames.fetch_add(1, Ordering::Relaxed);
-        if r.limiter.held() > held_logged && held_logged == 0 {
-            tracing::info!("lights: the flash limiter is holding back changes that would flash more than 3 times a second");
-            held_logged = r.limiter.held();
+        if !limiter_logged && r.limiter.held() > 0 {
+            tracing::info!(
+                "lights: the flash limiter is holding back changes that would flash \
+                 more than {} times a second (logged once)",
+                r.max_flashes
+            );
+            limiter_logged = true;
         }
         next += r.period;
         let now = Instant::now();
@@ -157,26 +190,17 @@ fn render(shared: &Shared, mut r: Render) {
             next = now + r.period;
         }
         if closing_since.is_none() {
-            std::thread::park_timeout(next - now);
-            // park may wake early (close or spuriously): keep the frame rate
-            while !shared.closing.load(Ordering::Relaxed) && Instant::now() < next {
-                std::thread::park_timeout(next - Instant::now());
+            // park may wake early (close, or spuriously): keep the frame rate
+            // unless closing.
+            loop {
+                let left = next.saturating_duration_since(Instant::now());
+                if left.is_zero() || shared.closing.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::park_timeout(left);
             }
         } else {
             std::thread::sleep(next.saturating_duration_since(now));
         }
     }
-    // The safe look, normally reached within the limit; after the limit
-    // (never expected) it is sent as it is, since the daemon is going away.
-    for _ in 0..FINAL_FRAMES {
-        for link in &mut r.links {
-            link.send(&safe_frame);
-        }
-        shared.frames.fetch_add(1, Ordering::Relaxed);
-        std::thread::sleep(r.period);
-    }
-    for link in &mut r.links {
-        link.close();
-    }
-    tracing::info!("lights: safe look sent; outputs closed");
 }

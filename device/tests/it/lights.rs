@@ -486,7 +486,7 @@ fn the_flash_limiter_holds_on_the_wire() {
         let packets = rx.wait_for(1, Duration::from_secs(2));
         assert!(packets.len() > 200, "{name}: {} frames", packets.len());
         let mut changed = 0;
-        for ch in 0..14 {
+        for ch in 0..19 {
             let values: Vec<u8> = packets.iter().map(|p| p.data[ch]).collect();
             let n = most_flashes(&values, 40);
             assert!(
@@ -598,7 +598,8 @@ fn earshotd_drives_all_three_and_sigterm_ends_in_blackout() {
 }
 
 /// `earshotd lights test` lights every channel of every fixture once, one at
-/// a time and in address order, and ends dark.
+/// a time and in address order, never a channel held `off` (a strobe), and
+/// ends dark.
 #[test]
 fn lights_test_walks_every_channel_and_ends_dark() {
     let lb = Loopback::new(|t| t);
@@ -627,7 +628,7 @@ fn lights_test_walks_every_channel_and_ends_dark() {
     // The order in which channels were lit alone.
     let mut order: Vec<usize> = Vec::new();
     for p in &art {
-        let lit: Vec<usize> = (0..14).filter(|c| p.data[*c] > 0).collect();
+        let lit: Vec<usize> = (0..19).filter(|c| p.data[*c] > 0).collect();
         if let [c] = lit[..] {
             if order.last() != Some(&c) {
                 order.push(c);
@@ -635,7 +636,9 @@ fn lights_test_walks_every_channel_and_ends_dark() {
         }
         assert!(lit.len() <= 1, "two channels at once: {lit:?}");
     }
-    assert_eq!(order, (0..14).collect::<Vec<_>>());
+    // 1..=18 in turn; 19, the strobe held at 0, never.
+    assert_eq!(order, (0..18).collect::<Vec<_>>());
+    assert!(art.iter().all(|p| p.data[18] == 0));
     assert!(art.last().unwrap().data.iter().all(|v| *v == 0));
     let wled = lb.wled.wait_for(1, Duration::from_secs(1));
     let colours: Vec<[u8; 3]> = wled
