@@ -64,6 +64,7 @@ pub struct Config {
     pub server: publish::server::ServerConfig,
     pub stdout: publish::stdout::StdoutConfig,
     pub mqtt: publish::mqtt::MqttConfig,
+    pub osc: publish::osc::OscConfig,
     pub lights: crate::lights::LightsConfig,
 }
 
@@ -314,6 +315,7 @@ impl Loaded {
         outputs.extend(c.server.validate(&check)?.map(SinkSettings::Server));
         outputs.extend(c.stdout.validate(&check)?);
         outputs.extend(c.mqtt.validate(&check)?.map(SinkSettings::Mqtt));
+        outputs.extend(c.osc.validate(&check)?);
         outputs.extend(
             c.lights
                 .validate(&check)?

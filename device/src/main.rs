@@ -93,13 +93,16 @@ struct RunArgs {
     /// Group of the unix socket (a group name or a numeric gid).
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
-    /// No stream server (with --stdout, --mqtt or lights in the config).
+    /// No stream server (with --stdout, --mqtt, --osc or lights in the config).
     #[arg(long)]
     no_server: bool,
     /// Publish readings to an MQTT broker, with Home Assistant discovery
     /// (e.g. mqtt://homeassistant.local:1883; more in the config's [mqtt]).
     #[arg(long, value_name = "URL")]
     mqtt: Option<String>,
+    /// Send readings as OSC messages over UDP to HOST:PORT (repeatable; see docs/osc.md).
+    #[arg(long, value_name = "HOST:PORT")]
+    osc: Vec<String>,
     /// Write the log to this file (appending) instead of standard error.
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
@@ -254,6 +257,9 @@ fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
     }
     if let Some(url) = &args.mqtt {
         c.mqtt.url = url.clone();
+    }
+    if !args.osc.is_empty() {
+        c.osc.targets = args.osc.clone();
     }
     Ok(loaded.validate()?)
 }

@@ -6,6 +6,7 @@
 
 mod fanout;
 pub mod mqtt;
+pub mod osc;
 mod queue;
 pub mod server;
 pub mod stdout;
@@ -83,6 +84,7 @@ pub enum SinkSettings {
     Server(server::ServerSettings),
     Stdout,
     Mqtt(mqtt::MqttSettings),
+    Osc(osc::OscSettings),
     Lights(Box<crate::lights::LightsSettings>),
 }
 
@@ -98,7 +100,7 @@ pub enum PublishError {
         source: std::io::Error,
     },
     #[error(
-        "no outputs: enable the stream server, pass --stdout or --mqtt, or configure [lights]"
+        "no outputs: enable the stream server, pass --stdout, --mqtt or --osc, or configure [lights]"
     )]
     NoOutputs,
     /// An output cannot start; the message names it and what to do.
@@ -122,6 +124,7 @@ pub fn build(
             }
             SinkSettings::Stdout => Box::new(stdout::StdoutSink::new(ctx.hello)?),
             SinkSettings::Mqtt(s) => Box::new(mqtt::MqttSink::start(s, ctx)?),
+            SinkSettings::Osc(s) => Box::new(osc::OscSink::start(s)?),
             SinkSettings::Lights(s) => crate::lights::sink::start(s, ctx)?,
         });
     }

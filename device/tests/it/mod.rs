@@ -4,6 +4,7 @@ mod capture;
 mod hostile;
 mod lights;
 mod mqtt;
+mod osc;
 mod run;
 mod server;
 mod util;
