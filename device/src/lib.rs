@@ -16,6 +16,7 @@ pub mod gate;
 pub mod health;
 pub mod lights;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod publish;
 
@@ -159,6 +160,13 @@ pub fn run_reloadable(
         hello.hop_ms,
         hello.window_ms
     );
+    // systemd (Type=notify): ready once readings can flow; the watchdog is
+    // fed per published reading, so a daemon that reads nothing gets restarted.
+    let mut watchdog = notify::Watchdog::from_env();
+    let status = format!("reading {} every {} ms", hello.source, hello.hop_ms);
+    if let Err(e) = watchdog.notifier().ready(&status) {
+        tracing::warn!("{e}");
+    }
     let mut next = None;
     let mut check_reload = || {
         let Some(r) = reload else { return false };
@@ -188,6 +196,7 @@ pub fn run_reloadable(
         &mut check_reload,
         &mut |step| {
             fanout.publish(step.reading);
+            watchdog.reading();
             if fanout.failure().is_some() {
                 shutdown.trigger();
             } else if fanout.all_closed() {
@@ -196,6 +205,11 @@ pub fn run_reloadable(
             }
         },
     );
+    if shutdown.is_set() {
+        if let Err(e) = watchdog.notifier().stopping() {
+            tracing::debug!("{e}");
+        }
+    }
     // A broken output outranks the rest: its readings were lost.
     match fanout.close() {
         Some(message) => Err(PublishError::SinkFailed(message).into()),

@@ -167,6 +167,49 @@ impl LiveSource {
     }
 }
 
+/// Where ALSA's device nodes are; a capture PCM is `pcmC<card>D<device>c`.
+const DEV_SND: &str = "/dev/snd";
+
+/// An open failure in the user's terms where the machine tells why: cpal's
+/// own text ("the requested device is no longer available ... unplugged")
+/// reads the same for a Pi without a microphone, one without permission,
+/// and a wrong device name.
+fn explain_open_failure(alsa_says: String, dev_snd: &std::path::Path) -> String {
+    let capture_nodes = std::fs::read_dir(dev_snd).map(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("pcmC") && n.ends_with('c')
+            })
+            .count()
+    });
+    let why = match capture_nodes {
+        Ok(0) => format!(
+            "this machine has no audio input (no capture device in {}): connect a USB \
+             microphone or sound card, then pick it with `earshotd devices`",
+            dev_snd.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "this machine has no sound card ({} does not exist): connect a USB microphone \
+             or sound card, then pick it with `earshotd devices`",
+            dev_snd.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "{} is not readable: the user running earshotd must be in group `audio`",
+            dev_snd.display()
+        ),
+        _ if alsa_says.contains("ermission denied") => {
+            "the user running earshotd must be in group `audio`".to_string()
+        }
+        _ => "run `earshotd devices` to see the inputs, and check that the device is \
+              plugged in and not used by another program"
+            .to_string(),
+    };
+    format!("{why} (ALSA: {alsa_says})")
+}
+
 fn start(
     device: &cpal::Device,
     name: &str,
@@ -175,7 +218,7 @@ fn start(
 ) -> Result<Open, CaptureError> {
     let err = |message: String| CaptureError::Device {
         name: name.into(),
-        message,
+        message: explain_open_failure(message, std::path::Path::new(DEV_SND)),
     };
     let supported = device
         .default_input_config()
@@ -307,5 +350,45 @@ impl AudioSource for LiveSource {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CPAL_SAYS: &str = "no usable input configuration: The requested device is no \
+                             longer available. For example, it has been unplugged.";
+
+    #[test]
+    fn open_failure_without_a_sound_card_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("snd");
+        let m = explain_open_failure(CPAL_SAYS.into(), &missing);
+        assert!(m.starts_with("this machine has no sound card"), "{m}");
+        assert!(
+            m.contains("`earshotd devices`") && m.contains(CPAL_SAYS),
+            "{m}"
+        );
+        // A Pi with HDMI and headphone output but no microphone: playback nodes only.
+        std::fs::create_dir(&missing).unwrap();
+        for node in ["controlC0", "pcmC0D0p", "pcmC1D0p", "timer"] {
+            std::fs::write(missing.join(node), b"").unwrap();
+        }
+        let m = explain_open_failure(CPAL_SAYS.into(), &missing);
+        assert!(m.starts_with("this machine has no audio input"), "{m}");
+    }
+
+    #[test]
+    fn open_failure_with_a_capture_device_points_at_the_list_or_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pcmC1D0c"), b"").unwrap();
+        let m = explain_open_failure(CPAL_SAYS.into(), dir.path());
+        assert!(m.starts_with("run `earshotd devices`"), "{m}");
+        let m = explain_open_failure(
+            "ALSA function 'snd_pcm_open' failed with error 'EACCES: Permission denied'".into(),
+            dir.path(),
+        );
+        assert!(m.contains("group `audio`"), "{m}");
     }
 }
