@@ -109,13 +109,21 @@ pub fn start(
     settings: &LightsSettings,
     status: &dyn Fn(&str) -> Box<dyn LinkStatus>,
 ) -> Result<Lights, LightsError> {
-    let links = transports(settings)?
+    let links: Vec<Link> = transports(settings)?
         .into_iter()
         .map(|t| {
+            tracing::info!("{}: sending to {}", t.name(), t.target());
             let s = status(t.name());
             Link::new(t, s)
         })
         .collect();
+    tracing::info!(
+        "lights: {} fixtures in {} zones, {} scenes, {} frames a second",
+        settings.fixtures.len(),
+        settings.mapping.zones.len(),
+        settings.mapping.scenes.len(),
+        settings.refresh_hz
+    );
     Lights::start(settings, links).map_err(LightsError::Thread)
 }
 

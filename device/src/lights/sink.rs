@@ -47,10 +47,26 @@ pub struct LightsSink {
 
 /// Starts the render thread and its outputs.
 pub fn start(settings: &LightsSettings, ctx: &SinkContext) -> Result<Box<dyn Sink>, PublishError> {
+    let settings = with_hop(settings, ctx.hello.hop_ms);
     let health = Arc::clone(ctx.health);
-    let lights = super::start(settings, &|name| Box::new(health.register_output(name)))
+    let lights = super::start(&settings, &|name| Box::new(health.register_output(name)))
         .map_err(|e: LightsError| PublishError::Start(e.to_string()))?;
     Ok(Box::new(LightsSink { lights }))
+}
+
+/// A stall is only a stall once two readings are missing: with readings
+/// slower than `stall_s` allows, it is raised (and said so).
+fn with_hop(settings: &LightsSettings, hop_ms: u32) -> LightsSettings {
+    let mut s = settings.clone();
+    let least = 2.0 * hop_ms as f32 / 1000.0 + 0.5;
+    if s.behaviour.stall_s < least {
+        tracing::warn!(
+            "lights: stall_s = {} is shorter than two readings ({hop_ms} ms apart); using {least} s",
+            s.behaviour.stall_s
+        );
+        s.behaviour.stall_s = least;
+    }
+    s
 }
 
 impl Sink for LightsSink {
@@ -93,6 +109,21 @@ mod tests {
             Some("127.0.0.1:5568".parse().unwrap())
         );
         assert_eq!(lights.wled[0].target, "127.0.0.1:21324".parse().unwrap());
+    }
+
+    #[test]
+    fn stall_time_covers_two_readings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/lights-loopback.toml");
+        let s = Loaded::from_file(&path).unwrap().validate().unwrap();
+        let Some(SinkSettings::Lights(l)) = s
+            .outputs
+            .iter()
+            .find(|o| matches!(o, SinkSettings::Lights(_)))
+        else {
+            panic!("lights on")
+        };
+        assert_eq!(super::with_hop(l, 990).behaviour.stall_s, 5.0);
+        assert_eq!(super::with_hop(l, 5000).behaviour.stall_s, 10.5);
     }
 
     #[test]
