@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..40 {
                 let t = frame as f64 / 40.0;
                 let looks = engine.tick(t).to_vec();
-                if frame % frames_per_px == 0 {
+                if frame.is_multiple_of(frames_per_px) {
                     let x = frame / frames_per_px;
                     for (z, l) in looks.iter().enumerate() {
                         let rgb = l.colour.map(|c| (c * l.intensity * 255.0).round() as u8);

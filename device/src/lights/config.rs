@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::engine::Behaviour;
 use super::fixture::{profile, Component, Fixture, Place, PROFILES};
 use super::output::wled::{Protocol, DRGB_MAX_LEDS};
-use super::scene::{parse_colour, preset, Curve, Look, Mapping, Scene, Source, ZoneMap, PRESETS};
+use super::scene::{
+    parse_colour, preset, Curve, Look, Mapping, Palette, Scene, Source, ZoneMap, PRESETS,
+};
 
 /// Default frames per second sent to the lights.
 pub const DEFAULT_REFRESH_HZ: f32 = 40.0;
@@ -106,8 +108,21 @@ pub struct SceneConfig {
 pub struct ZoneConfig {
     pub name: String,
     pub brightness: CurveConfig,
+    pub palette: Option<PaletteConfig>,
     pub saturation: Option<CurveConfig>,
     pub uv: Option<CurveConfig>,
+}
+
+/// `{ from = "valence", in = [0.3, 0.7], colors = ["#6080ff", "#ffa040"], amount = 0.25 }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaletteConfig {
+    pub from: String,
+    #[serde(rename = "in", default = "unit")]
+    pub input: [f32; 2],
+    pub colors: Vec<String>,
+    #[serde(default = "one")]
+    pub amount: f32,
 }
 
 /// `{ from = "energy", in = [0.2, 0.8], out = [0.3, 1.0], gamma = 1.0 }`
@@ -719,9 +734,51 @@ impl LightsConfig {
                         "zone names must be unique and not empty",
                     ));
                 }
+                let palette = match &z.palette {
+                    None => None,
+                    Some(p) => {
+                        let source = Source::parse(&p.from).ok_or_else(|| {
+                            bad(
+                                s,
+                                "palette",
+                                format!("{:?}", p.from),
+                                &format!("`from` must name one of {}", Source::names()),
+                            )
+                        })?;
+                        if !(2..=16).contains(&p.colors.len())
+                            || p.input.iter().any(|v| !v.is_finite())
+                            || p.input[0] == p.input[1]
+                            || !(0.0..=1.0).contains(&p.amount)
+                        {
+                            return Err(bad(s, "palette", format!("{} colours, in {:?}, amount {}", p.colors.len(), p.input, p.amount),
+                                "needs 2 to 16 colors, in = [a, b] with a != b and amount between 0 and 1"));
+                        }
+                        let colours = p
+                            .colors
+                            .iter()
+                            .map(|c| {
+                                parse_colour(c).ok_or_else(|| {
+                                    bad(
+                                        s,
+                                        "palette",
+                                        format!("{c:?}"),
+                                        "colours are written \"#rrggbb\"",
+                                    )
+                                })
+                            })
+                            .collect::<Result<Vec<_>, E>>()?;
+                        Some(Palette {
+                            source,
+                            input: p.input,
+                            colours,
+                            amount: p.amount,
+                        })
+                    }
+                };
                 zones.push(ZoneMap {
                     name: z.name.trim().to_string(),
                     brightness: curve("brightness", &z.brightness)?,
+                    palette,
                     saturation: z
                         .saturation
                         .as_ref()
@@ -890,6 +947,7 @@ enabled = true
 name = "ceiling"
 brightness = { from = "energy", in = [0.2, 0.8], out = [0.2, 0.9] }
 uv = { from = "dissonance" }
+palette = { from = "valence", colors = ["#0000ff", "#ff8000", "#ffff00"], amount = 0.5 }
 [[lights.scenes]]
 name = "warm"
 when = "valence"
@@ -906,6 +964,12 @@ leds = 10
         let s = parse(text).validate_text().unwrap().unwrap();
         assert_eq!(s.mapping.zones.len(), 1);
         assert_eq!(s.mapping.zones[0].uv.unwrap().source, Source::MidLevel(4));
+        let palette = s.mapping.zones[0].palette.as_ref().unwrap();
+        assert_eq!((palette.colours.len(), palette.amount), (3, 0.5));
+        let e = parse(&text.replace("amount = 0.5", "amount = 2.0"))
+            .validate_text()
+            .unwrap_err();
+        assert!(e.contains("amount between 0 and 1"), "{e}");
         assert_eq!(s.mapping.scenes[1].when, Source::Emotion(2));
         let e = parse(&text.replace("ceiling = \"#0040ff\"", "floor = \"#0040ff\""))
             .validate_text()

@@ -155,6 +155,7 @@ pub struct Engine {
     brightness: Vec<Smoother>,
     saturation: Vec<Smoother>,
     uv: Vec<Smoother>,
+    palette: Vec<Smoother>,
     fade_from: Vec<ZoneLook>,
     fade_start_s: f64,
     fade_s: f32,
@@ -183,6 +184,7 @@ impl Engine {
             brightness: vec![Smoother { value: 0.0 }; zones],
             saturation: vec![Smoother { value: 1.0 }; zones],
             uv: vec![Smoother { value: 0.0 }; zones],
+            palette: vec![Smoother { value: 0.5 }; zones],
             fade_from: vec![safe; zones],
             fade_start_s: now_s,
             fade_s: crossfade_s,
@@ -310,6 +312,11 @@ impl Engine {
                 self.saturation[z].step(sat, dt, a, r);
                 let uv = zone.uv.map_or(0.0, |c| c.eval(values));
                 self.uv[z].step(uv, dt, a, r);
+                if let Some(p) = &zone.palette {
+                    // Colour drifts at the pace of the slower of the two.
+                    let slow = a.max(r);
+                    self.palette[z].step(p.position(values), dt, slow, slow);
+                }
             }
         }
         let p = if self.fade_s <= 0.0 {
@@ -321,7 +328,12 @@ impl Engine {
         for z in 0..self.shown.len() {
             let target = match mode {
                 Mode::Music(scene) => {
-                    let colour = self.mapping.scenes[scene].colours[z];
+                    let mut colour = self.mapping.scenes[scene].colours[z];
+                    if let Some(p) = &self.mapping.zones[z].palette {
+                        let drift = p.colour_at(self.palette[z].value);
+                        let k = p.amount.clamp(0.0, 1.0);
+                        colour = [0, 1, 2].map(|i| colour[i] + (drift[i] - colour[i]) * k);
+                    }
                     let s = self.saturation[z].value.clamp(0.0, 1.0);
                     ZoneLook {
                         colour: colour.map(|c| 1.0 - s + c * s),
@@ -463,6 +475,25 @@ pub(crate) mod tests {
             "an unsure reading never changes the scene"
         );
         assert!(e.tick(40.0)[0].intensity > dim + 0.2);
+    }
+
+    #[test]
+    fn valence_drifts_the_bar_wash_warmer_within_its_scene() {
+        let with = |valence: f32| {
+            let mut e = bar();
+            let Input::Music(mut v) = music(0.9, 0.1, 0.5) else {
+                unreachable!()
+            };
+            v.emotions[0] = valence;
+            run(&mut e, 0.0, 30.0, Some(Input::Music(v)));
+            assert_eq!(e.scene(), Some(0));
+            e.tick(30.0)[0].colour
+        };
+        let (cool, warm) = (with(0.2), with(0.8));
+        assert!(
+            warm[0] - warm[2] > cool[0] - cool[2] + 0.1,
+            "{cool:?} {warm:?}"
+        );
     }
 
     #[test]

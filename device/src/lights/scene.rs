@@ -85,11 +85,56 @@ impl Curve {
     }
 }
 
+/// A colour gradient along one value (e.g. valence: cool to warm), mixed
+/// into the scene's colour by `amount`, so a zone drifts within its scene.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Palette {
+    pub source: Source,
+    /// The source's range that spans the gradient (reversed to run it backwards).
+    pub input: [f32; 2],
+    /// Two or more colours, evenly spaced.
+    pub colours: Vec<Rgb>,
+    /// 0: the scene's colour only; 1: the gradient's only.
+    pub amount: f32,
+}
+
+impl Palette {
+    /// Where `values` fall along the gradient, 0..1.
+    pub fn position(&self, values: &Values) -> f32 {
+        let x = self.source.value(values);
+        let [a, b] = self.input;
+        if x.is_finite() {
+            ((x - a) / (b - a)).clamp(0.0, 1.0)
+        } else {
+            0.5
+        }
+    }
+
+    /// The gradient's colour at `t` (0..1).
+    pub fn colour_at(&self, t: f32) -> Rgb {
+        let n = self.colours.len();
+        if n < 2 {
+            return self.colours.first().copied().unwrap_or([1.0; 3]);
+        }
+        let x = t.clamp(0.0, 1.0) * (n - 1) as f32;
+        let i = (x.floor() as usize).min(n - 2);
+        let f = x - i as f32;
+        let (a, b) = (self.colours[i], self.colours[i + 1]);
+        [
+            a[0] + (b[0] - a[0]) * f,
+            a[1] + (b[1] - a[1]) * f,
+            a[2] + (b[2] - a[2]) * f,
+        ]
+    }
+}
+
 /// How one zone follows the music (its colour comes from the scene).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneMap {
     pub name: String,
     pub brightness: Curve,
+    /// `None`: the scene's colour alone.
+    pub palette: Option<Palette>,
     /// `None`: the scene's colour as it is.
     pub saturation: Option<Curve>,
     /// `None`: UV emitters stay dark.
@@ -185,6 +230,7 @@ const MOODS: [(&str, usize); 4] = [
     ("tense", 2), // tension
     ("sad", 6),   // sad
 ];
+const VALENCE: Source = Source::Emotion(0);
 const ENERGY: Source = Source::Emotion(1);
 const TENSION: Source = Source::Emotion(2);
 
@@ -195,6 +241,15 @@ fn curve(source: Source, input: [f32; 2], output: [f32; 2], gamma: f32) -> Curve
         output,
         gamma,
     }
+}
+
+fn palette(source: Source, input: [f32; 2], colours: &[u32], amount: f32) -> Option<Palette> {
+    Some(Palette {
+        source,
+        input,
+        colours: colours.iter().map(|c| hex(*c)).collect(),
+        amount,
+    })
 }
 
 fn scenes(colours: [[u32; 2]; 4], zones: usize) -> Vec<Scene> {
@@ -226,6 +281,7 @@ pub fn preset(name: &str) -> Option<Preset> {
                 zones: vec![ZoneMap {
                     name: "room".into(),
                     brightness: curve(ENERGY, [0.2, 0.7], [0.5, 0.8], 1.0),
+                    palette: palette(VALENCE, [0.3, 0.7], &[0xc8d8ff, 0xffc890], 0.35),
                     saturation: None,
                     uv: None,
                 }],
@@ -254,12 +310,14 @@ pub fn preset(name: &str) -> Option<Preset> {
                     ZoneMap {
                         name: "wash".into(),
                         brightness: curve(ENERGY, [0.15, 0.75], [0.3, 0.85], 1.0),
+                        palette: palette(VALENCE, [0.3, 0.7], &[0x6080ff, 0xffa040], 0.25),
                         saturation: Some(curve(ENERGY, [0.1, 0.6], [0.55, 1.0], 1.0)),
                         uv: None,
                     },
                     ZoneMap {
                         name: "accent".into(),
                         brightness: curve(ENERGY, [0.2, 0.8], [0.15, 1.0], 1.5),
+                        palette: None,
                         saturation: None,
                         uv: None,
                     },
@@ -293,12 +351,14 @@ pub fn preset(name: &str) -> Option<Preset> {
                     ZoneMap {
                         name: "wash".into(),
                         brightness: curve(ENERGY, [0.1, 0.8], [0.15, 1.0], 1.5),
+                        palette: None,
                         saturation: None,
                         uv: Some(curve(TENSION, [0.3, 0.8], [0.0, 1.0], 1.0)),
                     },
                     ZoneMap {
                         name: "accent".into(),
                         brightness: curve(ENERGY, [0.3, 0.9], [0.0, 1.0], 2.0),
+                        palette: None,
                         saturation: None,
                         uv: None,
                     },
@@ -358,6 +418,18 @@ mod tests {
         let shaped = curve(ENERGY, [0.0, 1.0], [0.0, 1.0], 2.0);
         v.emotions[1] = 0.5;
         assert!((shaped.eval(&v) - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn palettes_blend_evenly_spaced_colours() {
+        let p = palette(VALENCE, [0.2, 0.6], &[0x000000, 0xff0000, 0xffffff], 1.0).unwrap();
+        assert_eq!(p.colour_at(0.0), [0.0; 3]);
+        assert_eq!(p.colour_at(0.5), [1.0, 0.0, 0.0]);
+        assert_eq!(p.colour_at(0.75), [1.0, 0.5, 0.5]);
+        assert_eq!(p.colour_at(2.0), [1.0; 3]);
+        let mut v = Values::default();
+        v.emotions[0] = 0.4;
+        assert!((p.position(&v) - 0.5).abs() < 1e-6);
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn decode_sacn(b: &[u8]) -> Option<(u16, Vec<u8>, [u8; 3])> {
 
 /// WLED realtime DRGB: 2, timeout in seconds, then r, g, b per LED.
 fn decode_wled(b: &[u8]) -> Option<(u16, Vec<u8>, [u8; 3])> {
-    if b.len() < 5 || b[0] != 2 || (b.len() - 2) % 3 != 0 {
+    if b.len() < 5 || b[0] != 2 || !(b.len() - 2).is_multiple_of(3) {
         return None;
     }
     Some((0, b[2..].to_vec(), [b[1], 0, 0]))
