@@ -65,6 +65,7 @@ pub struct Config {
     pub stdout: publish::stdout::StdoutConfig,
     pub mqtt: publish::mqtt::MqttConfig,
     pub osc: publish::osc::OscConfig,
+    pub history: publish::history::HistoryConfig,
     pub lights: crate::lights::LightsConfig,
 }
 
@@ -316,6 +317,7 @@ impl Loaded {
         outputs.extend(c.stdout.validate(&check)?);
         outputs.extend(c.mqtt.validate(&check)?.map(SinkSettings::Mqtt));
         outputs.extend(c.osc.validate(&check)?);
+        outputs.extend(c.history.validate(&check)?);
         outputs.extend(
             c.lights
                 .validate(&check)?

@@ -33,6 +33,8 @@ enum Command {
     Devices,
     /// Analyse a recording: per-window values and a summary.
     Analyze(AnalyzeArgs),
+    /// The history ([history] path) by the hour: music share, dominant emotion, valence, energy.
+    Report(ReportArgs),
     /// Lighting tools (see docs/lights.md).
     #[command(subcommand)]
     Lights(LightsCommand),
@@ -124,6 +126,43 @@ struct AnalyzeArgs {
     model: ModelArgs,
 }
 
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// How far back: e.g. 90m, 6h, 7d.
+    #[arg(long, default_value = "6h", value_parser = parse_since)]
+    since: u64,
+    /// The history database (default: [history] path of --config).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Config file whose [history] path to read.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print JSON: one object per hour.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV: one row per hour.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// "90m", "6h", "7d" (or plain seconds) in milliseconds.
+fn parse_since(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?}: give a duration like 90m, 6h or 7d"))?;
+    let ms = match unit {
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(ms)
+        .ok_or_else(|| format!("{text:?}: too long"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_file = match &cli.command {
@@ -203,6 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run(args)) => daemon(args),
         Some(Command::Devices) => devices(),
         Some(Command::Analyze(args)) => analyze(args),
+        Some(Command::Report(args)) => report_history(args),
         Some(Command::Lights(LightsCommand::Test { config, step_s })) => {
             lights_test(&config, step_s)
         }
@@ -396,4 +436,151 @@ fn lights_test(config: &std::path::Path, step_s: f64) -> anyhow::Result<ExitCode
         &mut |line| println!("{line}"),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn report_history(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use earshot_device::publish::history::{hours, Store};
+    let path = match (&args.db, &args.config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(config)) => {
+            let loaded = Loaded::from_file(config)?;
+            let p = loaded.config.history.path.clone();
+            anyhow::ensure!(
+                !p.as_os_str().is_empty(),
+                "{} keeps no history: set [history] path, or pass --db FILE",
+                config.display()
+            );
+            p
+        }
+        (None, None) => anyhow::bail!("name the history: --db FILE or --config FILE"),
+    };
+    anyhow::ensure!(
+        path.is_file(),
+        "{}: no such history file (earshotd writes it while running with [history] path set)",
+        path.display()
+    );
+    let store = Store::open(&path)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let since = now_ms - i64::try_from(args.since).unwrap_or(i64::MAX / 2);
+    let table = hours(&store.minutes_since(since)?);
+    let mut out = std::io::stdout().lock();
+    let columns = ["valence", "energy", "tension"];
+    if args.json {
+        let rows: Vec<serde_json::Value> = table
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "hour_utc": utc(h.start_ms),
+                    "start_ms": h.start_ms,
+                    "readings": h.readings,
+                    "music_share": h.music_share,
+                    "dominant": h.dominant,
+                    "means": h.means.as_ref().map(|m| m.iter().map(|(n, v)| (n.to_string(), serde_json::json!(*v))).collect::<serde_json::Map<_, _>>()),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else if args.csv {
+        writeln!(
+            out,
+            "hour_utc,readings,music_share,dominant,valence,energy,tension"
+        )?;
+        for h in &table {
+            write!(
+                out,
+                "{},{},{:.3},{}",
+                utc(h.start_ms),
+                h.readings,
+                h.music_share,
+                h.dominant.unwrap_or("")
+            )?;
+            for c in columns {
+                match h.mean(c) {
+                    Some(v) => write!(out, ",{v:.4}")?,
+                    None => write!(out, ",")?,
+                }
+            }
+            writeln!(out)?;
+        }
+    } else {
+        if table.is_empty() {
+            writeln!(out, "no history in the last {}", human_ms(args.since))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        writeln!(
+            out,
+            "hour (UTC)        music  dominant  valence  energy  tension  readings"
+        )?;
+        for h in &table {
+            let v = |c: &str| {
+                h.mean(c)
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into())
+            };
+            writeln!(
+                out,
+                "{:<17} {:>4.0}%  {:<8}  {:>7}  {:>6}  {:>7}  {:>8}",
+                utc(h.start_ms),
+                h.music_share * 100.0,
+                h.dominant.unwrap_or("-"),
+                v("valence"),
+                v("energy"),
+                v("tension"),
+                h.readings
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_ms(ms: u64) -> String {
+    let h = ms as f64 / 3_600_000.0;
+    if h >= 48.0 {
+        format!("{:.0} days", h / 24.0)
+    } else if h >= 1.0 {
+        format!("{h:.0} h")
+    } else {
+        format!("{:.0} min", ms as f64 / 60_000.0)
+    }
+}
+
+/// "YYYY-MM-DD HH:00" (UTC) of a time in ms since the epoch.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil-from-days (H. Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_and_durations() {
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(1_795_623_644_777), "2026-11-25 16:20");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00");
+        assert_eq!(parse_since("6h"), Ok(6 * 3_600_000));
+        assert_eq!(parse_since("90m"), Ok(90 * 60_000));
+        assert!(parse_since("6x").is_err());
+        assert!(parse_since("h").is_err());
+    }
 }

@@ -495,7 +495,7 @@ mod tests {
         let mut p = Pipeline::new(&m, settings, Arc::new(Counters::default())).unwrap();
         let mut steps = Vec::new();
         let mut audio = tone(4.0, 0.3);
-        audio.extend(std::iter::repeat(0.0).take(22050 * 6));
+        audio.extend(std::iter::repeat_n(0.0, 22050 * 6));
         audio.extend(tone(1.0, 0.00001)); // -100 dBFS hiss is still silence
         p.push(&audio, &mut |s| steps.push(s)).unwrap();
         let last = &steps.last().unwrap().reading;
@@ -545,8 +545,8 @@ mod tests {
         let mut steps = Vec::new();
         let mut audio = tone(3.0, 0.3);
         audio.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 3.0]);
-        audio.extend(std::iter::repeat(f32::NAN).take(22050 * 2));
-        audio.extend(std::iter::repeat(1e30).take(22050 * 2));
+        audio.extend(std::iter::repeat_n(f32::NAN, 22050 * 2));
+        audio.extend(std::iter::repeat_n(1e30, 22050 * 2));
         audio.extend(tone(3.0, 0.3));
         for chunk in audio.chunks(4096) {
             p.push(chunk, &mut |s| steps.push(s)).unwrap();

@@ -63,7 +63,7 @@ pub fn bar(v: f32, width: usize) -> (String, String) {
     };
     let eighths = (v * width as f32 * 8.0).round() as usize;
     let mut filled = "█".repeat((eighths / 8).min(width));
-    if eighths / 8 < width && eighths % 8 > 0 {
+    if eighths / 8 < width && !eighths.is_multiple_of(8) {
         filled.push(PARTIAL[eighths % 8]);
     }
     let used = filled.chars().count();

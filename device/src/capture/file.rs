@@ -214,7 +214,9 @@ impl FileSource {
                             ),
                         });
                     }
-                    if self.skipped_packets == 1 || self.skipped_packets % SKIPPED_LOG_EVERY == 0 {
+                    if self.skipped_packets == 1
+                        || self.skipped_packets.is_multiple_of(SKIPPED_LOG_EVERY)
+                    {
                         tracing::warn!(
                             "{}: {} damaged packets skipped so far ({e})",
                             self.path.display(),

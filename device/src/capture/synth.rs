@@ -184,13 +184,13 @@ impl Synth {
                 ];
                 const MELODY: [i32; 8] = [72, 74, 76, 79, 76, 74, 72, 67];
                 let chord = CHORDS[((k / 8) % 4) as usize];
-                if k % 8 == 0 {
+                if k.is_multiple_of(8) {
                     for (i, &n) in chord.iter().enumerate() {
                         let peak = if i == 0 { 0.10 } else { 0.06 };
                         self.note(Timbre::Pad, n, peak, 0.25, 2.3, 6.0, 0.4);
                     }
                 }
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     let n = MELODY[((k / 2) % 8) as usize];
                     self.note(Timbre::Sine, n, 0.07, 0.05, 0.55, 3.0, 0.25);
                 }
@@ -208,8 +208,8 @@ impl Synth {
                         self.note(Timbre::Pluck, n, 0.09, 0.002, 0.05, 0.08, 0.03);
                     }
                 }
-                if k % 4 == 0 {
-                    let bass = if (k / 8) % 2 == 0 { 35 } else { 41 }; // B1 / F2: a tritone
+                if k.is_multiple_of(4) {
+                    let bass = if (k / 8).is_multiple_of(2) { 35 } else { 41 }; // B1 / F2: a tritone
                     self.note(Timbre::Pluck, bass, 0.2, 0.003, 0.12, 0.15, 0.05);
                 }
                 if k % 8 == 4 {
@@ -218,11 +218,11 @@ impl Synth {
             }
             Section::Calm => {
                 const PENTATONIC: [i32; 7] = [57, 60, 62, 64, 67, 69, 72];
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     let n = PENTATONIC[((k * 5 / 2) % 7) as usize];
                     self.note(Timbre::Sine, n, 0.05, 0.08, 1.0, 2.5, 1.0);
                 }
-                if k % 12 == 0 {
+                if k.is_multiple_of(12) {
                     self.note(Timbre::Sine, 45, 0.04, 1.0, 8.0, 12.0, 2.0);
                 }
             }

@@ -582,7 +582,10 @@ mod tests {
             .unwrap();
         // six convolutions per encoder (edge-v3 and edge-v4: three 2-D, two 1-D, one 1x1)
         assert_eq!(kernels.len(), f32_kernels.len(), "{kernels:?}");
-        assert!(!kernels.is_empty() && kernels.len() % 6 == 0, "{kernels:?}");
+        assert!(
+            !kernels.is_empty() && kernels.len().is_multiple_of(6),
+            "{kernels:?}"
+        );
         // the convolutions run int8 kernels (i8 x i8 -> i32): at least five
         // of each six (the 1x1 embedding convolution may stay f32)
         let int8 = kernels.iter().filter(|k| k.contains("mmm_i32")).count();

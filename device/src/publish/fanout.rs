@@ -174,7 +174,9 @@ impl Driver {
                     }
                     SinkError::Down(why) => {
                         failures += 1;
-                        if self.counters.state() != OutputState::Down || failures % LOG_EVERY == 0 {
+                        if self.counters.state() != OutputState::Down
+                            || failures.is_multiple_of(LOG_EVERY)
+                        {
                             tracing::warn!("sink {name} is down ({why}); readings are skipped until it is back");
                         }
                         self.counters.set_state(OutputState::Down);
@@ -191,7 +193,7 @@ impl Driver {
                     e => {
                         failures += 1;
                         self.counters.set_state(OutputState::Retrying);
-                        if failures == 1 || failures % LOG_EVERY == 0 {
+                        if failures == 1 || failures.is_multiple_of(LOG_EVERY) {
                             tracing::warn!(
                                 "sink {name}: {e} (attempt {attempt}, {failures} failures so far)"
                             );

@@ -5,6 +5,7 @@
 //! stalls inference, and encodes each reading once for all of them.
 
 mod fanout;
+pub mod history;
 pub mod mqtt;
 pub mod osc;
 mod queue;
@@ -85,6 +86,7 @@ pub enum SinkSettings {
     Stdout,
     Mqtt(mqtt::MqttSettings),
     Osc(osc::OscSettings),
+    History(history::HistorySettings),
     Lights(Box<crate::lights::LightsSettings>),
 }
 
@@ -125,6 +127,7 @@ pub fn build(
             SinkSettings::Stdout => Box::new(stdout::StdoutSink::new(ctx.hello)?),
             SinkSettings::Mqtt(s) => Box::new(mqtt::MqttSink::start(s, ctx)?),
             SinkSettings::Osc(s) => Box::new(osc::OscSink::start(s)?),
+            SinkSettings::History(s) => Box::new(history::HistorySink::start(s)?),
             SinkSettings::Lights(s) => crate::lights::sink::start(s, ctx)?,
         });
     }

@@ -215,7 +215,7 @@ fn nan_inf_and_huge_samples_give_valid_readings() {
     let wav = dir.path().join("damaged.wav");
     let mut samples: Vec<f32> = tone(3.0).collect();
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30] {
-        samples.extend(std::iter::repeat(bad).take(22050));
+        samples.extend(std::iter::repeat_n(bad, 22050));
         samples.extend(tone(1.0));
     }
     write_float_wav(&wav, &samples);

@@ -135,7 +135,7 @@ impl Shared {
         // counted before the client can see the close, so a count read after it is whole
         let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
         conn.shutdown();
-        if n == 1 || n % REFUSED_LOG_EVERY == 0 {
+        if n == 1 || n.is_multiple_of(REFUSED_LOG_EVERY) {
             tracing::warn!("client {peer} refused: {why} ({n} refused so far)");
         }
     }
