@@ -296,6 +296,10 @@ pub struct GpioSettings {
 
 /// Reports an invalid `[section] key = value` with a message.
 pub type Invalid<'a, E> = &'a dyn Fn(&str, &'static str, String, String) -> E;
+/// The same, with the message borrowed (inside validation).
+type Bad<'a, E> = &'a dyn Fn(&str, &'static str, String, &str) -> E;
+/// A zone's index by name, or the error naming the zones there are.
+type ZoneOf<'a, E> = &'a dyn Fn(&str, &str) -> Result<usize, E>;
 
 fn in_range(v: f32, lo: f32, hi: f32) -> bool {
     v.is_finite() && v >= lo && v <= hi
@@ -426,92 +430,7 @@ impl LightsConfig {
             })
         };
 
-        let mut fixtures = Vec::new();
-        let mut used: std::collections::BTreeMap<(u16, u16), String> = Default::default();
-        let fx = "lights.fixtures";
-        for f in &self.fixtures {
-            let channels = match (&f.profile, &f.channels) {
-                (Some(p), None) => profile(p).ok_or_else(|| {
-                    bad(
-                        fx,
-                        "profile",
-                        format!("{p:?}"),
-                        &format!("not a profile; use one of {PROFILES}, or list channels = [...]"),
-                    )
-                })?,
-                (None, Some(list)) if !list.is_empty() => list
-                    .iter()
-                    .map(|c| {
-                        Component::parse(c).ok_or_else(|| {
-                            bad(
-                                fx,
-                                "channels",
-                                format!("{c:?}"),
-                                &format!("not a channel; use {}", Component::NAMES),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, E>>()?,
-                _ => {
-                    return Err(bad(
-                        fx,
-                        "profile",
-                        format!("{:?}", f.name),
-                        &format!(
-                        "fixture {:?}: give a profile ({PROFILES}) or a channels list, not both",
-                        f.name
-                    ),
-                    ))
-                }
-            };
-            if !(1..=63999).contains(&f.universe) {
-                return Err(bad(
-                    fx,
-                    "universe",
-                    f.universe.to_string(),
-                    "must be between 1 and 63999 (Art-Net sends universe 1 as 0)",
-                ));
-            }
-            if f.count == 0 {
-                return Err(bad(fx, "count", "0".into(), "must be at least 1"));
-            }
-            let zone = zone(fx, &f.zone)?;
-            let n = channels.len() as u32;
-            for k in 0..f.count {
-                let start = u32::from(f.address) + u32::from(k) * n;
-                if f.address == 0 || start + n - 1 > 512 {
-                    return Err(bad(fx, "address", f.address.to_string(), &format!(
-                        "fixture {:?} needs {} channels from this address: it must lie in 1..=512", f.name, n * u32::from(f.count))));
-                }
-                for a in start..start + n {
-                    if let Some(other) = used.insert((f.universe, a as u16), f.name.clone()) {
-                        return Err(bad(
-                            fx,
-                            "address",
-                            f.address.to_string(),
-                            &format!(
-                                "fixture {:?} overlaps {other:?} at universe {} address {a}",
-                                f.name, f.universe
-                            ),
-                        ));
-                    }
-                }
-                let name = if f.count > 1 {
-                    format!("{} {}", f.name, k + 1)
-                } else {
-                    f.name.clone()
-                };
-                fixtures.push(Fixture {
-                    name,
-                    zone,
-                    channels: channels.clone(),
-                    place: Place::Dmx {
-                        universe: f.universe,
-                        address: start as u16,
-                    },
-                });
-            }
-        }
+        let mut fixtures = self.dmx_fixtures(&bad, &zone)?;
 
         let artnet = match &self.artnet {
             Some(a) if a.enabled => Some(
@@ -559,6 +478,136 @@ impl LightsConfig {
                 "Art-Net and sACN need fixtures: add [[lights.fixtures]] with a profile, universe, address and zone"));
         }
 
+        let wled = self.strips(&bad, &zone, &mut fixtures)?;
+        let gpio = self.pins(&bad, &zone, &mut fixtures)?;
+        if artnet.is_none() && sacn.is_none() && wled.is_empty() && gpio.is_empty() {
+            return Err(bad(l, "enabled", "true".into(),
+                "no lighting output: add [lights.artnet], [lights.sacn], [[lights.wled]] or [[lights.gpio]]"));
+        }
+
+        Ok(Some(LightsSettings {
+            refresh_hz: self.refresh_hz,
+            behaviour: Behaviour {
+                attack_s,
+                release_s,
+                hold_s,
+                hysteresis,
+                crossfade_s,
+                master: self.master,
+                idle_after_s,
+                idle,
+                safe,
+                stall_s: self.stall_s,
+                stall_fade_s,
+            },
+            mapping,
+            fixtures,
+            max_flashes_per_s: self.max_flashes_per_s as usize,
+            artnet,
+            sacn,
+            wled,
+            gpio,
+        }))
+    }
+
+    /// `[[lights.fixtures]]`, each `count` times at consecutive addresses.
+    fn dmx_fixtures<E>(&self, bad: Bad<E>, zone: ZoneOf<E>) -> Result<Vec<Fixture>, E> {
+        let mut fixtures = Vec::new();
+        let mut used: std::collections::BTreeMap<(u16, u16), String> = Default::default();
+        let fx = "lights.fixtures";
+        for f in &self.fixtures {
+            let channels = match (&f.profile, &f.channels) {
+                (Some(p), None) => profile(p).ok_or_else(|| {
+                    bad(
+                        fx,
+                        "profile",
+                        format!("{p:?}"),
+                        &format!("not a profile; use one of {PROFILES}, or list channels = [...]"),
+                    )
+                })?,
+                (None, Some(list)) if !list.is_empty() => list
+                    .iter()
+                    .map(|c| {
+                        Component::parse(c).ok_or_else(|| {
+                            bad(
+                                fx,
+                                "channels",
+                                format!("{c:?}"),
+                                &format!("not a channel; use {}", Component::NAMES),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, E>>()?,
+                _ => {
+                    return Err(bad(
+                        fx,
+                        "profile",
+                        format!("{:?}", f.name),
+                        &format!(
+                    "fixture {:?}: give a profile ({PROFILES}) or a channels list, not both",
+                    f.name
+                ),
+                    ))
+                }
+            };
+            if !(1..=63999).contains(&f.universe) {
+                return Err(bad(
+                    fx,
+                    "universe",
+                    f.universe.to_string(),
+                    "must be between 1 and 63999 (Art-Net sends universe 1 as 0)",
+                ));
+            }
+            if f.count == 0 {
+                return Err(bad(fx, "count", "0".into(), "must be at least 1"));
+            }
+            let zone = zone(fx, &f.zone)?;
+            let n = channels.len() as u32;
+            for k in 0..f.count {
+                let start = u32::from(f.address) + u32::from(k) * n;
+                if f.address == 0 || start + n - 1 > 512 {
+                    return Err(bad(fx, "address", f.address.to_string(), &format!(
+                    "fixture {:?} needs {} channels from this address: it must lie in 1..=512", f.name, n * u32::from(f.count))));
+                }
+                for a in start..start + n {
+                    if let Some(other) = used.insert((f.universe, a as u16), f.name.clone()) {
+                        return Err(bad(
+                            fx,
+                            "address",
+                            f.address.to_string(),
+                            &format!(
+                                "fixture {:?} overlaps {other:?} at universe {} address {a}",
+                                f.name, f.universe
+                            ),
+                        ));
+                    }
+                }
+                let name = if f.count > 1 {
+                    format!("{} {}", f.name, k + 1)
+                } else {
+                    f.name.clone()
+                };
+                fixtures.push(Fixture {
+                    name,
+                    zone,
+                    channels: channels.clone(),
+                    place: Place::Dmx {
+                        universe: f.universe,
+                        address: start as u16,
+                    },
+                });
+            }
+        }
+        Ok(fixtures)
+    }
+
+    /// `[[lights.wled]]`: a strip each, and an RGB fixture for it.
+    fn strips<E>(
+        &self,
+        bad: Bad<E>,
+        zone: ZoneOf<E>,
+        fixtures: &mut Vec<Fixture>,
+    ) -> Result<Vec<WledSettings>, E> {
         let mut wled = Vec::new();
         for (i, w) in self.wled.iter().enumerate() {
             let s = "lights.wled";
@@ -587,7 +636,7 @@ impl LightsConfig {
                 || (protocol == Protocol::Drgb && w.leds > DRGB_MAX_LEDS)
             {
                 return Err(bad(s, "leds", w.leds.to_string(), &format!(
-                    "must be between 1 and {DRGB_MAX_LEDS} for drgb (use protocol = \"dnrgb\" for up to 10000)")));
+                "must be between 1 and {DRGB_MAX_LEDS} for drgb (use protocol = \"dnrgb\" for up to 10000)")));
             }
             if w.timeout_s == 0 {
                 return Err(bad(
@@ -612,13 +661,22 @@ impl LightsConfig {
                 place: Place::Wled(i),
             });
         }
+        Ok(wled)
+    }
 
+    /// `[[lights.gpio]]`: a pin each, and a one-channel fixture for it.
+    fn pins<E>(
+        &self,
+        bad: Bad<E>,
+        zone: ZoneOf<E>,
+        fixtures: &mut Vec<Fixture>,
+    ) -> Result<Vec<GpioSettings>, E> {
         let mut gpio = Vec::new();
         for (i, g) in self.gpio.iter().enumerate() {
             let s = "lights.gpio";
             if !cfg!(feature = "gpio") {
                 return Err(bad(s, "pin", g.pin.to_string(),
-                    "this earshotd was built without GPIO support (cargo feature \"gpio\", on the Raspberry Pi builds)"));
+                "this earshotd was built without GPIO support (cargo feature \"gpio\", on the Raspberry Pi builds)"));
             }
             if g.pin > 27 || gpio.iter().any(|p: &GpioSettings| p.pin == g.pin) {
                 return Err(bad(
@@ -657,34 +715,7 @@ impl LightsConfig {
                 place: Place::Gpio(i),
             });
         }
-        if artnet.is_none() && sacn.is_none() && wled.is_empty() && gpio.is_empty() {
-            return Err(bad(l, "enabled", "true".into(),
-                "no lighting output: add [lights.artnet], [lights.sacn], [[lights.wled]] or [[lights.gpio]]"));
-        }
-
-        Ok(Some(LightsSettings {
-            refresh_hz: self.refresh_hz,
-            behaviour: Behaviour {
-                attack_s,
-                release_s,
-                hold_s,
-                hysteresis,
-                crossfade_s,
-                master: self.master,
-                idle_after_s,
-                idle,
-                safe,
-                stall_s: self.stall_s,
-                stall_fade_s,
-            },
-            mapping,
-            fixtures,
-            max_flashes_per_s: self.max_flashes_per_s as usize,
-            artnet,
-            sacn,
-            wled,
-            gpio,
-        }))
+        Ok(gpio)
     }
 
     /// The preset's mapping with the configured zones and scenes in its place.
