@@ -307,11 +307,14 @@ fn in_range(v: f32, lo: f32, hi: f32) -> bool {
 
 fn address(text: &str, default_port: u16) -> Option<SocketAddr> {
     let t = text.trim();
-    t.parse::<SocketAddr>().ok().or_else(|| {
-        t.parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, default_port))
-    })
+    t.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| {
+            t.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, default_port))
+        })
+        .filter(|a| a.port() != 0)
 }
 
 impl LightsConfig {
@@ -965,6 +968,8 @@ leds = 30
         assert!(e.contains("dnrgb"), "{e}");
         let e = err("[lights]\nenabled = true\n");
         assert!(e.contains("no lighting output"), "{e}");
+        let e = err(&RIG.replace("target = \"127.0.0.1\"\n", "target = \"127.0.0.1:0\"\n"));
+        assert!(e.contains("[lights.artnet] target"), "{e}");
         let e = err(&RIG.replace("profile = \"rgbw\"", "profile = \"rgbx\""));
         assert!(e.contains("not a profile"), "{e}");
     }
