@@ -223,6 +223,9 @@ const fn hex(v: u32) -> Rgb {
     ]
 }
 
+// Energy curves span 0.1..0.65: the model's energy for real music lies
+// about there (0.19 for the calm demo passage, 0.55 for the tense one).
+
 /// The four moods the model tells apart best (and the demo music shows).
 const MOODS: [(&str, usize); 4] = [
     ("calm", 7),  // tender
@@ -280,7 +283,7 @@ pub fn preset(name: &str) -> Option<Preset> {
             mapping: Mapping {
                 zones: vec![ZoneMap {
                     name: "room".into(),
-                    brightness: curve(ENERGY, [0.2, 0.7], [0.5, 0.8], 1.0),
+                    brightness: curve(ENERGY, [0.15, 0.6], [0.5, 0.8], 1.0),
                     palette: palette(VALENCE, [0.3, 0.7], &[0xc8d8ff, 0xffc890], 0.35),
                     saturation: None,
                     uv: None,
@@ -309,14 +312,14 @@ pub fn preset(name: &str) -> Option<Preset> {
                 zones: vec![
                     ZoneMap {
                         name: "wash".into(),
-                        brightness: curve(ENERGY, [0.15, 0.75], [0.3, 0.85], 1.0),
+                        brightness: curve(ENERGY, [0.15, 0.6], [0.3, 0.85], 1.0),
                         palette: palette(VALENCE, [0.3, 0.7], &[0x6080ff, 0xffa040], 0.25),
                         saturation: Some(curve(ENERGY, [0.1, 0.6], [0.55, 1.0], 1.0)),
                         uv: None,
                     },
                     ZoneMap {
                         name: "accent".into(),
-                        brightness: curve(ENERGY, [0.2, 0.8], [0.15, 1.0], 1.5),
+                        brightness: curve(ENERGY, [0.2, 0.6], [0.15, 1.0], 1.5),
                         palette: None,
                         saturation: None,
                         uv: None,
@@ -350,14 +353,14 @@ pub fn preset(name: &str) -> Option<Preset> {
                 zones: vec![
                     ZoneMap {
                         name: "wash".into(),
-                        brightness: curve(ENERGY, [0.1, 0.8], [0.15, 1.0], 1.5),
+                        brightness: curve(ENERGY, [0.1, 0.65], [0.2, 1.0], 1.3),
                         palette: None,
                         saturation: None,
                         uv: Some(curve(TENSION, [0.3, 0.8], [0.0, 1.0], 1.0)),
                     },
                     ZoneMap {
                         name: "accent".into(),
-                        brightness: curve(ENERGY, [0.3, 0.9], [0.0, 1.0], 2.0),
+                        brightness: curve(ENERGY, [0.25, 0.65], [0.05, 1.0], 1.5),
                         palette: None,
                         saturation: None,
                         uv: None,
