@@ -526,6 +526,45 @@ mod tests {
         }
 
         #[test]
+        fn readings_survive_the_wire(
+            seq in proptest::num::u64::ANY,
+            values in proptest::array::uniform8(-10f32..10.0),
+            level in -200f32..20.0,
+            spectrum in proptest::collection::vec(0f32..1.0, 0..40),
+            names in proptest::collection::vec("\\PC{0,12}", 0..4),
+            errors in proptest::num::u64::ANY,
+        ) {
+            let mut r = sample_reading();
+            r.seq = seq;
+            r.level_dbfs = level;
+            r.spectrum = spectrum;
+            if let Some(a) = r.analysis.as_mut() {
+                a.emotions = Emotions::from_array(values);
+            }
+            r.health.outputs = names
+                .into_iter()
+                .map(|name| OutputHealth { name, state: OutputState::Retrying, errors, dropped: 1 })
+                .collect();
+            let m = Message::Reading(Box::new(r));
+            proptest::prop_assert_eq!(decode(&encode(&m)).unwrap(), m);
+        }
+
+        #[test]
+        fn damaged_readings_never_panic(at in 0usize..2000, len in 0usize..40, junk in "\\PC{0,20}") {
+            let mut line = encode(&Message::Reading(Box::new(sample_reading())));
+            let mut at = at.min(line.len());
+            while !line.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + len).min(line.len());
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.replace_range(at..end, &junk);
+            let _ = decode(&line);
+        }
+
+        #[test]
         fn named_arrays_keep_order(v in proptest::array::uniform8(-1e6f32..1e6)) {
             let e = Emotions::from_array(v);
             proptest::prop_assert_eq!(e.to_array(), v);
