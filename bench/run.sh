@@ -6,8 +6,78 @@
 #   - real-time factor and peak RSS of `earshotd analyze` on a 5-minute file
 #   - CPU use and peak RSS of the paced demo (the whole daemon) over DEMO_SECONDS
 # Usage: bash bench/run.sh   (env: DEMO_SECONDS=30, EARSHOT_DATA=../shared/data)
+#        bash bench/run.sh --aarch64   guest instructions per reading on a Pi 4 / Pi 5
+#                                      (qemu-aarch64 + ../shared/tools/qemu-insncount)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--aarch64" ]; then
+  # The release build the .deb ships, counted under qemu-user as a Cortex-A72
+  # (Pi 4, no dot product) and a Cortex-A76 (Pi 5, dot product). Per reading:
+  # (count(long file) - count(short file)) / (readings(long) - readings(short)),
+  # so start-up (model load and optimisation) cancels. The input is a 22050 Hz
+  # wav: no mp3 decoding, no resampling (about 3 M and 5 M more per reading,
+  # ../shared/docs/int8.md). Instructions, not cycles; no real Pi was timed.
+  OUT=${CARGO_TARGET_DIR:-target}/bench-aarch64
+  TOOL=${EARSHOT_INSNCOUNT:-../shared/tools/qemu-insncount}
+  PROFILE=${EARSHOT_PI_PROFILE:-release}
+  mkdir -p "$OUT"
+  # EARSHOTD_AARCH64: count a binary built before (e.g. the one in a .deb).
+  BIN=${EARSHOTD_AARCH64:-${CARGO_TARGET_DIR:-target}/pi/$PROFILE/earshotd}
+  [ -n "${EARSHOTD_AARCH64:-}" ] || bash scripts/build-pi.sh --profile "$PROFILE"
+  command -v qemu-aarch64 >/dev/null || {
+    echo "bench: qemu-aarch64 missing: apt-get install qemu-user" >&2; exit 1; }
+  [ -f "$TOOL/insncount.c" ] || { echo "bench: $TOOL/insncount.c not found (set EARSHOT_INSNCOUNT)" >&2; exit 1; }
+  gcc -O2 -shared -fPIC -o "$OUT/libinsncount.so" "$TOOL/insncount.c"
+  py=python3; [ -x .venv/bin/python ] && py=.venv/bin/python
+  # Real music: the demo passages, decoded once; short = 12 s, long = 78 s.
+  "$py" - "$OUT" <<'PY'
+import sys, numpy as np, soundfile as sf
+from pathlib import Path
+out = Path(sys.argv[1])
+clips = sorted(Path("device/assets/demo").glob("*.mp3"))
+audio = np.concatenate([sf.read(str(c), dtype="float32", always_2d=True)[0].mean(axis=1) for c in clips])
+assert len(audio) >= 78 * 22050, len(audio) / 22050
+sf.write(out / "short.wav", audio[: 12 * 22050], 22050, subtype="PCM_16")
+sf.write(out / "long.wav", audio[: 78 * 22050], 22050, subtype="PCM_16")
+PY
+  count() {  # cpu precision file -> "insns readings neon_in_top40 top40"
+    local cpu=$1 precision=$2 file=$3 flag=()
+    [ "$precision" = int8 ] && flag=(--int8)
+    qemu-aarch64 -cpu "$cpu" -plugin "$OUT/libinsncount.so" -d plugin "$BIN" analyze "$OUT/$file" --json "${flag[@]}" \
+      >"$OUT/$cpu-$precision-$file.json" 2>"$OUT/$cpu-$precision-$file.count"
+    "$py" - "$OUT/$cpu-$precision-$file.json" "$OUT/$cpu-$precision-$file.count" <<'PY'
+import json, re, sys
+readings = len(json.load(open(sys.argv[1]))["windows"])
+text = open(sys.argv[2]).read()
+insns = int(re.search(r"^insns: (\d+)", text, re.M).group(1))
+mn = [(m.group(1), int(m.group(2))) for m in re.finditer(r"^mn (\S+)\s+(\d+)", text, re.M)]
+# qemu 7.2 cannot disassemble the dot-product instructions (SDOT): they show as `.byte`.
+print(insns, readings, sum(c for n, c in mn if n.endswith(".v")), sum(c for _, c in mn),
+      sum(c for n, c in mn if n == ".byte"))
+PY
+  }
+  {
+    echo "guest instructions per reading (hop 990 ms, window 10 s), earshotd analyze, 22050 Hz wav"
+    printf '%-9s %-11s %12s %8s %15s %16s\n' precision cpu "M/reading" "vs f32" "NEON in top 40" "SDOT? (.byte)"
+  } >"$OUT/table.txt"
+  for cpu in cortex-a72 cortex-a76; do
+    f32=""
+    for precision in f32 int8; do
+      read -r i0 r0 _ _ _ < <(count "$cpu" "$precision" short.wav)
+      read -r i1 r1 n1 t1 b1 < <(count "$cpu" "$precision" long.wav)
+      per=$(awk -v a="$i0" -v b="$i1" -v c="$r0" -v d="$r1" 'BEGIN { printf "%.2f", (b - a) / (d - c) / 1e6 }')
+      [ -n "$f32" ] || f32=$per
+      printf '%-9s %-11s %12s %8s %15s %16s\n' "$precision" "$cpu" "$per" \
+        "$(awk -v x="$per" -v f="$f32" 'BEGIN { printf "%.2fx", x / f }')" \
+        "$(awk -v n="$n1" -v t="$t1" 'BEGIN { printf "%.0f %%", 100 * n / t }')" \
+        "$(awk -v n="$b1" -v t="$t1" 'BEGIN { printf "%.0f %%", 100 * n / t }')" >>"$OUT/table.txt"
+    done
+  done
+  echo "(readings: $r0 short, $r1 long; NEON: share of the 40 most frequent mnemonics that are vector forms; raw counts in $OUT)" >>"$OUT/table.txt"
+  cat "$OUT/table.txt"
+  exit 0
+fi
 OUT=target/bench
 DATA=${EARSHOT_DATA:-../shared/data}
 DEMO_SECONDS=${DEMO_SECONDS:-30}

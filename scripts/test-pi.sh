@@ -17,7 +17,8 @@
 # Usage: bash scripts/test-pi.sh [--no-build]   (CI runs it after scripts/test.sh)
 # Env: EARSHOT_PI_PROFILE (default pi-ci; release for the shipped build),
 #      EARSHOTD_NATIVE / EARSHOT_NATIVE (x86 binaries to compare with; default:
-#      cargo's debug build), CARGO_TARGET_DIR (where build-pi.sh builds).
+#      scripts/test.sh's debug build in target/), CARGO_TARGET_DIR (where
+#      build-pi.sh builds; CI keeps it outside the clone, see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -45,9 +46,11 @@ pi="${CARGO_TARGET_DIR:-target}/pi/$profile"
 built=$(date +%s)
 
 if [ -z "${EARSHOTD_NATIVE:-}" ] || [ -z "${EARSHOT_NATIVE:-}" ]; then
-  cargo build --locked --quiet -p earshot-device -p earshot-host --bins
-  EARSHOTD_NATIVE="${CARGO_TARGET_DIR:-target}/debug/earshotd"
-  EARSHOT_NATIVE="${CARGO_TARGET_DIR:-target}/debug/earshot"
+  # The same command as scripts/test.sh, in its target directory: nothing to
+  # do when it ran before (CARGO_TARGET_DIR may point at the cross build's).
+  env -u CARGO_TARGET_DIR cargo build --workspace --bins --quiet
+  EARSHOTD_NATIVE=target/debug/earshotd
+  EARSHOT_NATIVE=target/debug/earshot
 fi
 
 # No -L: the arm64 glibc from libasound2-dev:arm64's multi-arch libc6 is the
@@ -178,6 +181,7 @@ if [ ! -e /dev/snd ]; then
 fi
 grep -q 'earshotd devices' "$work/run.err" || fail "the message for a missing default device does not point at earshotd devices"
 grep -q 'no input device named "USB Audio"' "$work/usb.err" || fail "the message for an unknown device does not name it"
+! grep -q 'Discard all samples' "$work/usb.err" || fail "the message lists ALSA's null device by its confusing description"
 
 echo "== 4. packages and the service unit" >&2
 check_deb() {

@@ -71,6 +71,17 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
         .collect())
 }
 
+/// How an error lists a device: its name, except ALSA's `null` device,
+/// whose description ("Discard all samples (playback) or generate zero
+/// samples (capture)") is all a Pi without a microphone would list.
+fn available_name(d: &cpal::Device) -> String {
+    if device_id(d) == "alsa:null" {
+        "null (ALSA's null device: silence only)".to_string()
+    } else {
+        device_name(d)
+    }
+}
+
 /// Finds an input device by name, id, or (unique) case-insensitive substring.
 fn find_device(name: &str) -> Result<cpal::Device, CaptureError> {
     let host = cpal::default_host();
@@ -103,7 +114,7 @@ fn find_device(name: &str) -> Result<cpal::Device, CaptureError> {
         [one] => Ok((*one).clone()),
         _ => Err(CaptureError::UnknownDevice {
             name: name.into(),
-            available: devices.iter().map(device_name).collect(),
+            available: devices.iter().map(available_name).collect(),
         }),
     }
 }
