@@ -6,6 +6,7 @@ mod hostile;
 mod lights;
 mod mqtt;
 mod osc;
+mod privacy;
 mod run;
 mod server;
 mod util;
