@@ -8,18 +8,19 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "ci-setup-check: run as root on a disposable machine" >&2; exit 1; }
 [ -n "${CI_SETUP_CHECK:-}" ] || { echo "ci-setup-check: removes Debian packages; set CI_SETUP_CHECK=1 to confirm" >&2; exit 1; }
 
-pkgs=(libasound2-dev tmux python3-venv python3.11-venv mosquitto)
+native=$(dpkg --print-architecture)
+pkgs=("libasound2-dev:$native" tmux python3-venv python3.11-venv mosquitto)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 remove() {
   env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${pkgs[@]}" >/dev/null 2>&1 || true
-  for p in libasound2-dev tmux python3-venv mosquitto; do
+  for p in "libasound2-dev:$native" tmux python3-venv mosquitto; do
     if installed "$p"; then
       echo "ci-setup-check: could not remove $p" >&2; exit 1
     fi
   done
 }
 expect_installed() {
-  for p in libasound2-dev pkg-config tmux "$@"; do
+  for p in "libasound2-dev:$native" pkg-config tmux "$@"; do
     installed "$p" || { echo "ci-setup-check: setup.sh did not install $p" >&2; exit 1; }
   done
 }

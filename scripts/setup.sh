@@ -21,7 +21,9 @@ fi
 # dpkg -s alone also succeeds for removed packages whose config files remain.
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 need=()
-for pkg in libasound2-dev pkg-config tmux procps; do  # procps: pkill in the e2e test
+# The native ALSA headers: a cross build's libasound2-dev:arm64 does not count.
+native=$(dpkg --print-architecture)
+for pkg in "libasound2-dev:$native" pkg-config tmux procps; do  # procps: pkill in the e2e test
   installed "$pkg" || need+=("$pkg")
 done
 if [ "$python" -eq 1 ]; then
