@@ -21,9 +21,11 @@ fi
 # dpkg -s alone also succeeds for removed packages whose config files remain.
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 need=()
-# The native ALSA headers: a cross build's libasound2-dev:arm64 does not count.
-native=$(dpkg --print-architecture)
-for pkg in "libasound2-dev:$native" pkg-config tmux procps; do  # procps: pkill in the e2e test
+# The native ALSA headers: a cross build's libasound2-dev:arm64 does not count
+# (apt-get installs the native one under the plain name).
+arch=$(dpkg --print-architecture 2>/dev/null || true)
+installed "libasound2-dev${arch:+:$arch}" || need+=(libasound2-dev)
+for pkg in pkg-config tmux procps; do  # procps: pkill in the e2e test
   installed "$pkg" || need+=("$pkg")
 done
 if [ "$python" -eq 1 ]; then
