@@ -94,6 +94,21 @@ named_array!(
     [valence, energy, tension, anger, fear, happy, sad, tender]
 );
 
+impl Emotions<f32> {
+    /// The name of the highest value (the first of equal ones).
+    pub fn dominant(&self) -> &'static str {
+        self.iter()
+            .fold(("", f32::NEG_INFINITY), |best, (n, v)| {
+                if v > best.1 {
+                    (n, v)
+                } else {
+                    best
+                }
+            })
+            .0
+    }
+}
+
 /// First message of every stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -562,6 +577,14 @@ mod tests {
             }
             line.replace_range(at..end, &junk);
             let _ = decode(&line);
+        }
+
+        #[test]
+        fn dominant_is_the_first_highest(v in proptest::array::uniform8(-1e6f32..1e6)) {
+            let e = Emotions::from_array(v);
+            let i = Emotions::<f32>::NAMES.iter().position(|n| *n == e.dominant()).unwrap();
+            proptest::prop_assert!(v.iter().all(|x| *x <= v[i]));
+            proptest::prop_assert!(v[..i].iter().all(|x| *x < v[i]));
         }
 
         #[test]

@@ -138,11 +138,7 @@ pub fn messages(s: &OscSettings, r: &Reading) -> Vec<OscPacket> {
         for (name, v) in a.mid_level.iter() {
             out.push(msg(format!("{p}/mid/{name}"), OscType::Float(v)));
         }
-        let dominant = a
-            .emotions
-            .iter()
-            .fold(("", f32::MIN), |b, (n, v)| if v > b.1 { (n, v) } else { b })
-            .0;
+        let dominant = a.emotions.dominant();
         out.push(msg(
             format!("{p}/dominant"),
             OscType::String(dominant.into()),

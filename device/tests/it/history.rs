@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::util::{earshotd, run, shared_data};
+use super::util::{earshotd, readings, run, shared_data};
 
 #[test]
 fn readings_of_a_clip_become_an_hour_in_the_report() {
@@ -33,11 +33,7 @@ fn readings_of_a_clip_become_an_hour_in_the_report() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let readings: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("\"type\":\"reading\""))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let readings = readings(&out.stdout);
     let music: Vec<&serde_json::Value> =
         readings.iter().filter(|r| r["state"] == "music").collect();
     assert!(music.len() > 10);

@@ -7,7 +7,7 @@ use std::net::UdpSocket;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::util::{earshotd, run, shared_data};
+use super::util::{earshotd, readings, run, shared_data};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Arg {
@@ -92,11 +92,7 @@ fn osc_messages_carry_each_reading_of_a_real_clip() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let readings: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("\"type\":\"reading\""))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let readings = readings(&out.stdout);
     assert!(readings.len() > 10, "{} readings", readings.len());
 
     // group the messages by the /earshot/seq that precedes them

@@ -44,6 +44,15 @@ pub fn shared_data() -> PathBuf {
     dir
 }
 
+/// The readings in NDJSON output (the hello line left out), parsed.
+pub fn readings(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.contains("\"type\":\"reading\""))
+        .map(|l| serde_json::from_str(l).expect("a reading line is JSON"))
+        .collect()
+}
+
 /// `earshotd analyze FILE --json`, which must succeed: its report.
 pub fn analyze_json(path: &Path) -> serde_json::Value {
     let out = run(

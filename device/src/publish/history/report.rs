@@ -44,13 +44,8 @@ pub fn hours(minutes: &[Minute]) -> Vec<Hour> {
                     .zip(sums.iter())
                     .map(|(n, s)| (n, (*s / f64::from(*music)) as f32))
                     .collect();
-                h.dominant = means[..Emotions::<f32>::NAMES.len()]
-                    .iter()
-                    .fold(None::<(&'static str, f32)>, |best, &(n, v)| match best {
-                        Some((_, b)) if b >= v => best,
-                        _ => Some((n, v)),
-                    })
-                    .map(|(n, _)| n);
+                let emotions = Emotions::from_array(std::array::from_fn(|i| means[i].1));
+                h.dominant = Some(emotions.dominant());
                 h.means = Some(means);
             }
         }

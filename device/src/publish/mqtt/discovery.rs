@@ -26,12 +26,7 @@ pub fn state_payload(reading: &Reading) -> String {
         for (name, v) in a.emotions.iter().chain(a.mid_level.iter()) {
             m.insert(name.into(), json!(round(v, 4)));
         }
-        let (dominant, _) =
-            a.emotions.iter().fold(
-                ("", f32::MIN),
-                |best, (n, v)| if v > best.1 { (n, v) } else { best },
-            );
-        m.insert("dominant".into(), json!(dominant));
+        m.insert("dominant".into(), json!(a.emotions.dominant()));
     }
     Value::Object(m).to_string()
 }
