@@ -6,7 +6,11 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(earshot_embedded_model)");
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    // At run time, not env!(): a compiled build script is reused by a checkout
+    // at another path sharing the target directory (CI's cached cross build),
+    // and would look for the model in the old one.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| ".".into());
+    let models = Path::new(&manifest_dir).join("../models");
     let shipped = models.join("SHIPPED");
     println!("cargo::rerun-if-changed={}", shipped.display());
     let id = match std::fs::read_to_string(&shipped) {

@@ -77,17 +77,17 @@ mkdir -p "$out"
 started=$(date +%s)
 echo "build-pi: cargo build --profile $profile --target $TARGET (target dir $target_dir)" >&2
 built="$target_dir/$TARGET/$profile"
-if [ "$tests" -eq 0 ]; then
-  # gpio: the lights' PWM output through rppal, for the Pi only
-  cargo build --locked --quiet --profile "$profile" --target "$TARGET" \
-    -p earshot-device -p earshot-host --features earshot-device/gpio --bins
-else
-  # One cargo run for the binaries and the tests: two runs would resolve
-  # features twice (the dev-dependencies change some, e.g. rustix under
-  # tract-nnef) and compile tract twice. The unit-test executable is found
-  # through cargo's JSON (its name carries a hash).
-  exe=$(cargo build --locked --quiet --profile "$profile" --target "$TARGET" \
-    -p earshot-device -p earshot-host --features earshot-device/gpio --bins --tests --message-format=json-render-diagnostics |
+# gpio: the lights' PWM output through rppal, for the Pi only
+pkgs=(-p earshot-device -p earshot-host --features earshot-device/gpio)
+cargo build --locked --quiet --profile "$profile" --target "$TARGET" "${pkgs[@]}" --bins
+if [ "$tests" -eq 1 ]; then
+  # Only the device crate's unit tests (the integration tests need x86's
+  # tools: mosquitto, tmux). The same packages and features as the build, and
+  # device/Cargo.toml unifies the test dependencies' features, so this reuses
+  # the compiled tract. The executable is found through cargo's JSON (its
+  # name carries a hash).
+  exe=$(cargo test --no-run --locked --quiet --profile "$profile" --target "$TARGET" "${pkgs[@]}" --lib \
+    --message-format=json-render-diagnostics |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
