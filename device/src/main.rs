@@ -2,7 +2,7 @@
 //! result to an exit code.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -38,6 +38,12 @@ enum Command {
     /// Lighting tools (see docs/lights.md).
     #[command(subcommand)]
     Lights(LightsCommand),
+    /// Check a config file: each problem with file:line:column and what to do.
+    CheckConfig {
+        /// The file (default: $EARSHOT_CONFIG, else /etc/earshot/earshot.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,7 +61,8 @@ enum LightsCommand {
 
 #[derive(Args, Debug, Default)]
 struct ModelArgs {
-    /// Config file (TOML); see deploy/earshot.toml.
+    /// Config file (TOML; see deploy/earshot.toml). Default: $EARSHOT_CONFIG
+    /// (empty: none), else /etc/earshot/earshot.toml if it exists, else built-in defaults.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Model directory (metadata.json, model.onnx, model.int8.onnx); default: built in.
@@ -134,7 +141,7 @@ struct ReportArgs {
     /// The history database (default: [history] path of --config).
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
-    /// Config file whose [history] path to read.
+    /// Config file whose [history] path to read (default as for `run`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print JSON: one object per hour.
@@ -246,12 +253,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Lights(LightsCommand::Test { config, step_s })) => {
             lights_test(&config, step_s)
         }
+        Some(Command::CheckConfig { config }) => check_config(config.as_deref()),
+    }
+}
+
+/// The config the Debian package installs, read when no other is named.
+const SYSTEM_CONFIG: &str = "/etc/earshot/earshot.toml";
+
+/// The config file to read: `--config`, else $EARSHOT_CONFIG (set and empty:
+/// none, e.g. for tests on a machine with the package installed), else
+/// [`SYSTEM_CONFIG`] if it exists.
+fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    match std::env::var_os("EARSHOT_CONFIG") {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => Path::new(SYSTEM_CONFIG)
+            .is_file()
+            .then(|| PathBuf::from(SYSTEM_CONFIG)),
     }
 }
 
 fn load_config(args: &ModelArgs) -> anyhow::Result<Loaded> {
-    let mut loaded = match &args.config {
-        Some(path) => Loaded::from_file(path)?,
+    let mut loaded = match config_path(args.config.as_deref()) {
+        Some(path) => {
+            tracing::info!("config {}", path.display());
+            Loaded::from_file(&path)?
+        }
         None => Loaded::defaults(),
     };
     if let Some(dir) = &args.model {
@@ -438,9 +468,55 @@ fn lights_test(config: &std::path::Path, step_s: f64) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+fn check_config(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let Some(path) = config_path(path) else {
+        anyhow::bail!(
+            "no config to check: pass --config FILE (none at {SYSTEM_CONFIG}, and \
+             $EARSHOT_CONFIG is empty or unset)"
+        );
+    };
+    let settings = Loaded::from_file(&path)?.validate()?;
+    let outputs: Vec<String> = settings.outputs.iter().map(describe_output).collect();
+    println!("{}: ok", path.display());
+    println!("  source   {}", describe_source(&settings.source));
+    println!("  outputs  {}", outputs.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_source(source: &SourceConfig) -> String {
+    match source {
+        SourceConfig::Demo {} => "the built-in demo music".into(),
+        SourceConfig::File { path, .. } => format!("file {}", path.display()),
+        SourceConfig::Device { name } => format!("input device {name:?}"),
+    }
+}
+
+fn describe_output(output: &earshot_device::publish::SinkSettings) -> String {
+    use earshot_device::publish::SinkSettings as S;
+    match output {
+        S::Server(s) => {
+            let mut at = Vec::new();
+            if let Some(tcp) = s.tcp {
+                at.push(format!("tcp {tcp}"));
+            }
+            if let Some(path) = &s.unix_socket {
+                at.push(format!("unix {}", path.display()));
+            }
+            format!("stream server ({})", at.join(", "))
+        }
+        S::Stdout => "stdout".into(),
+        S::Mqtt(_) => "mqtt".into(),
+        S::Osc(_) => "osc".into(),
+        S::History(h) => format!("history ({})", h.path.display()),
+        S::Lights(_) => "lights".into(),
+        _ => "another output".into(),
+    }
+}
+
 fn report_history(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    use earshot_device::publish::history::{hours, Store};
-    let path = match (&args.db, &args.config) {
+    use earshot_device::publish::history::{buckets, write_report, Format, Store, HOUR_MS};
+    let config = config_path(args.config.as_deref());
+    let path = match (&args.db, &config) {
         (Some(db), _) => db.clone(),
         (None, Some(config)) => {
             let loaded = Loaded::from_file(config)?;
@@ -459,114 +535,20 @@ fn report_history(args: ReportArgs) -> anyhow::Result<ExitCode> {
         "{}: no such history file (earshotd writes it while running with [history] path set)",
         path.display()
     );
-    let store = Store::open(&path)?;
+    let store = Store::open_read_only(&path)?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let since = now_ms - i64::try_from(args.since).unwrap_or(i64::MAX / 2);
-    let table = hours(&store.minutes_since(since)?);
-    let mut out = std::io::stdout().lock();
-    let columns = ["valence", "energy", "tension"];
-    if args.json {
-        let rows: Vec<serde_json::Value> = table
-            .iter()
-            .map(|h| {
-                serde_json::json!({
-                    "hour_utc": utc(h.start_ms),
-                    "start_ms": h.start_ms,
-                    "readings": h.readings,
-                    "music_share": h.music_share,
-                    "dominant": h.dominant,
-                    "means": h.means.as_ref().map(|m| m.iter().map(|(n, v)| (n.to_string(), serde_json::json!(*v))).collect::<serde_json::Map<_, _>>()),
-                })
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &rows)?;
-        writeln!(out)?;
-    } else if args.csv {
-        writeln!(
-            out,
-            "hour_utc,readings,music_share,dominant,valence,energy,tension"
-        )?;
-        for h in &table {
-            write!(
-                out,
-                "{},{},{:.3},{}",
-                utc(h.start_ms),
-                h.readings,
-                h.music_share,
-                h.dominant.unwrap_or("")
-            )?;
-            for c in columns {
-                match h.mean(c) {
-                    Some(v) => write!(out, ",{v:.4}")?,
-                    None => write!(out, ",")?,
-                }
-            }
-            writeln!(out)?;
-        }
-    } else {
-        if table.is_empty() {
-            writeln!(out, "no history in the last {}", human_ms(args.since))?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        writeln!(
-            out,
-            "hour (UTC)        music  dominant  valence  energy  tension  readings"
-        )?;
-        for h in &table {
-            let v = |c: &str| {
-                h.mean(c)
-                    .map(|v| format!("{v:.2}"))
-                    .unwrap_or_else(|| "-".into())
-            };
-            writeln!(
-                out,
-                "{:<17} {:>4.0}%  {:<8}  {:>7}  {:>6}  {:>7}  {:>8}",
-                utc(h.start_ms),
-                h.music_share * 100.0,
-                h.dominant.unwrap_or("-"),
-                v("valence"),
-                v("energy"),
-                v("tension"),
-                h.readings
-            )?;
-        }
-    }
+    let hours = buckets(&store.minutes_since(since)?, HOUR_MS);
+    let format = match (args.json, args.csv) {
+        (true, _) => Format::Json,
+        (_, true) => Format::Csv,
+        _ => Format::Table,
+    };
+    write_report(&mut std::io::stdout().lock(), &hours, args.since, format)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn human_ms(ms: u64) -> String {
-    let h = ms as f64 / 3_600_000.0;
-    if h >= 48.0 {
-        format!("{:.0} days", h / 24.0)
-    } else if h >= 1.0 {
-        format!("{h:.0} h")
-    } else {
-        format!("{:.0} min", ms as f64 / 60_000.0)
-    }
-}
-
-/// "YYYY-MM-DD HH:00" (UTC) of a time in ms since the epoch.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil-from-days (H. Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 #[cfg(test)]
@@ -574,10 +556,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_dates_and_durations() {
-        assert_eq!(utc(0), "1970-01-01 00:00");
-        assert_eq!(utc(1_795_623_644_777), "2026-11-25 16:20");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00");
+    fn durations() {
         assert_eq!(parse_since("6h"), Ok(6 * 3_600_000));
         assert_eq!(parse_since("90m"), Ok(90 * 60_000));
         assert!(parse_since("6x").is_err());

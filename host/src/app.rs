@@ -5,7 +5,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use earshot_protocol::{Analysis, Emotions, Hello, InputState, Message, MidLevel, Reading};
+use earshot_protocol::history::MAX_HISTORY_BUCKETS;
+use earshot_protocol::{
+    Analysis, Emotions, Hello, InputState, Message, MidLevel, Reading, Request,
+};
 
 use crate::text::{self, MAX_MESSAGE, MAX_NAME};
 
@@ -24,6 +27,11 @@ const DEFAULT_HOP: Duration = Duration::from_secs(1);
 pub const MAX_BANDS: usize = 32;
 /// Outputs shown in the health view; a daemon has a handful.
 pub const MAX_OUTPUTS: usize = 16;
+/// What the History view asks the daemon for: the last 12 hours in quarters.
+pub const LOOKBACK_SPAN: Duration = Duration::from_secs(12 * 3600);
+pub const LOOKBACK_BUCKET: Duration = Duration::from_secs(15 * 60);
+/// While the History view is shown, it is asked for again this often.
+const LOOKBACK_REFRESH: Duration = Duration::from_secs(60);
 
 /// What a feed (the network stream or a replayed file) reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,16 +81,18 @@ pub enum View {
     Overview,
     Explain,
     Health,
+    History,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Overview, View::Explain, View::Health];
+    pub const ALL: [View; 4] = [View::Overview, View::Explain, View::Health, View::History];
 
     pub fn title(self) -> &'static str {
         match self {
             View::Overview => "Overview",
             View::Explain => "Explain",
             View::Health => "Health",
+            View::History => "History",
         }
     }
 
@@ -175,6 +185,50 @@ impl History {
     }
 }
 
+/// The daemon's history, as the History view shows it: asked for over the
+/// stream when the view opens and every minute while it is shown.
+#[derive(Debug, Default)]
+pub struct Lookback {
+    /// Where requests go (the network thread); none for a replay.
+    pub requests: Option<std::sync::mpsc::Sender<Request>>,
+    pub asked: Option<Instant>,
+    /// The last answer and when it came.
+    pub answer: Option<(Instant, earshot_protocol::History)>,
+}
+
+impl Lookback {
+    fn ask(&mut self, now: Instant) {
+        let Some(tx) = &self.requests else {
+            return;
+        };
+        let request = Request::History {
+            span_ms: LOOKBACK_SPAN.as_millis() as u64,
+            bucket_ms: LOOKBACK_BUCKET.as_millis() as u64,
+        };
+        if tx.send(request).is_ok() {
+            self.asked = Some(now);
+        }
+    }
+
+    /// Asks unless an answer or a question is younger than `max_age`.
+    fn refresh(&mut self, now: Instant, max_age: Duration) {
+        let fresh =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < max_age);
+        if !fresh(self.asked) && !fresh(self.answer.as_ref().map(|(t, _)| *t)) {
+            self.ask(now);
+        }
+    }
+
+    /// Waiting for an answer to the last question.
+    pub fn pending(&self) -> bool {
+        match (self.asked, &self.answer) {
+            (Some(asked), Some((got, _))) => asked > *got,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 /// The whole console state.
 #[derive(Debug)]
 pub struct App {
@@ -211,6 +265,7 @@ pub struct App {
     pub missed: u64,
     pub bad_lines: u64,
     pub warnings: VecDeque<String>,
+    pub lookback: Lookback,
 }
 
 impl App {
@@ -242,6 +297,7 @@ impl App {
             missed: 0,
             bad_lines: 0,
             warnings: VecDeque::new(),
+            lookback: Lookback::default(),
         }
     }
 
@@ -251,14 +307,22 @@ impl App {
             Action::Quit => self.mode = Mode::Quit,
             Action::Back if self.show_help => self.show_help = false,
             Action::Back => self.mode = Mode::Quit,
-            Action::Show(view) => self.view = view,
-            Action::NextView => self.view = View::ALL[(self.view.index() + 1) % n],
-            Action::PrevView => self.view = View::ALL[(self.view.index() + n - 1) % n],
+            Action::Show(view) => self.show(view),
+            Action::NextView => self.show(View::ALL[(self.view.index() + 1) % n]),
+            Action::PrevView => self.show(View::ALL[(self.view.index() + n - 1) % n]),
             Action::SelectNext => self.selected = (self.selected + 1) % Emotions::<f32>::LEN,
             Action::SelectPrev => {
                 self.selected = (self.selected + Emotions::<f32>::LEN - 1) % Emotions::<f32>::LEN
             }
             Action::ToggleHelp => self.show_help = !self.show_help,
+        }
+    }
+
+    fn show(&mut self, view: View) {
+        self.view = view;
+        if view == View::History {
+            // An answer of a few seconds ago is still the news.
+            self.lookback.refresh(self.now, Duration::from_secs(10));
         }
     }
 
@@ -287,6 +351,18 @@ impl App {
                     text::clean_in_place(field, MAX_NAME);
                 }
                 self.hello = Some(hello);
+                if self.view == View::History {
+                    // a new connection: the last question went to the old one
+                    self.lookback.ask(now);
+                }
+            }
+            FeedEvent::Message(Message::History(mut history)) => {
+                history.buckets.truncate(MAX_HISTORY_BUCKETS);
+                history.buckets.shrink_to_fit();
+                if let Some(why) = history.unavailable.as_mut() {
+                    text::clean_in_place(why, MAX_MESSAGE);
+                }
+                self.lookback.answer = Some((now, history));
             }
             FeedEvent::Message(Message::Reading(mut reading)) => {
                 self.connection = Connection::Live;
@@ -367,6 +443,9 @@ impl App {
 
     pub fn tick(&mut self, now: Instant) {
         self.now = now;
+        if self.view == View::History && self.connection == Connection::Live {
+            self.lookback.refresh(now, LOOKBACK_REFRESH);
+        }
     }
 
     /// The hop the daemon promised, or 1 s before its hello; scaled by replay speed.
@@ -614,10 +693,56 @@ mod tests {
     }
 
     #[test]
+    fn the_history_view_asks_the_daemon_and_keeps_the_answer() {
+        let (mut app, t) = live_app(3);
+        let (tx, asked) = std::sync::mpsc::channel();
+        app.lookback.requests = Some(tx);
+        app.on_action(Action::Show(View::Overview));
+        assert!(asked.try_recv().is_err(), "only the History view asks");
+        app.on_action(Action::Show(View::History));
+        let Ok(Request::History { span_ms, bucket_ms }) = asked.try_recv() else {
+            panic!("opening the view asks for the history")
+        };
+        assert_eq!((span_ms, bucket_ms), (12 * 3_600_000, 900_000));
+        assert!(app.lookback.pending());
+        let answer = earshot_protocol::History {
+            span_ms,
+            bucket_ms,
+            buckets: vec![
+                earshot_protocol::HistoryBucket {
+                    start_ms: 0,
+                    readings: 1,
+                    music_share: 0.0,
+                    means: None,
+                };
+                MAX_HISTORY_BUCKETS + 5
+            ],
+            unavailable: Some("no \u{1b}[2Jhistory".into()),
+        };
+        app.on_feed(FeedEvent::Message(Message::History(answer)), t);
+        assert!(!app.lookback.pending());
+        let (_, got) = app.lookback.answer.as_ref().unwrap();
+        assert_eq!(got.buckets.len(), MAX_HISTORY_BUCKETS, "bounded");
+        assert!(!got.unavailable.as_ref().unwrap().contains('\u{1b}'));
+        // shown again soon after: the answer is still fresh; a minute later it is asked again
+        app.on_action(Action::Show(View::Health));
+        app.on_action(Action::Show(View::History));
+        assert!(asked.try_recv().is_err());
+        app.tick(t + Duration::from_secs(61));
+        assert!(asked.try_recv().is_ok(), "refreshed while shown");
+        // a new connection's hello asks again
+        app.on_feed(
+            FeedEvent::Message(demo::hello()),
+            t + Duration::from_secs(62),
+        );
+        assert!(asked.try_recv().is_ok());
+    }
+
+    #[test]
     fn keys_change_view_and_selection() {
         let mut app = App::new("x", Instant::now());
         app.on_action(Action::PrevView);
-        assert_eq!(app.view, View::Health);
+        assert_eq!(app.view, View::History);
         app.on_action(Action::NextView);
         assert_eq!(app.view, View::Overview);
         app.on_action(Action::Show(View::Explain));

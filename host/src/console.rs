@@ -47,6 +47,7 @@ pub fn key_action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('1') => Action::Show(View::Overview),
         KeyCode::Char('2') => Action::Show(View::Explain),
         KeyCode::Char('3') => Action::Show(View::Health),
+        KeyCode::Char('4') => Action::Show(View::History),
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PrevView,
         KeyCode::Down | KeyCode::Right | KeyCode::Char('j') | KeyCode::Char('l') => {

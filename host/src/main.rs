@@ -49,8 +49,11 @@ fn run() -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::channel::<Event>();
     let mut app = match ready {
         Ready::Live(endpoint) => {
-            let app = App::new(endpoint.to_string(), Instant::now());
-            net::spawn(endpoint, token, tx.clone()).context("starting the network thread")?;
+            let mut app = App::new(endpoint.to_string(), Instant::now());
+            let (requests, asked) = mpsc::channel();
+            app.lookback.requests = Some(requests);
+            net::spawn(endpoint, token, tx.clone(), asked)
+                .context("starting the network thread")?;
             app
         }
         Ready::Replay(recording, label, speed) => {

@@ -1,16 +1,17 @@
 //! Connects to `earshotd`'s readings stream (TCP or unix socket), reads NDJSON
 //! lines and sends what happens as [`FeedEvent`]s, reconnecting with
-//! exponential backoff. Runs on its own thread; never touches the terminal.
+//! exponential backoff. Requests (the History view's) go the other way, sent
+//! between lines. Runs on its own thread; never touches the terminal.
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::thread;
 use std::time::Duration;
 
-use earshot_protocol::DecodeError;
+use earshot_protocol::{DecodeError, Request};
 
 use crate::app::{send, FeedEvent};
 
@@ -73,7 +74,9 @@ impl Backoff {
     }
 }
 
-fn connect(endpoint: &Endpoint, token: Option<&str>) -> std::io::Result<Box<dyn Read + Send>> {
+type Halves = (Box<dyn Read + Send>, Box<dyn Write + Send>);
+
+fn connect(endpoint: &Endpoint, token: Option<&str>) -> std::io::Result<Halves> {
     match endpoint {
         Endpoint::Tcp(addr) => {
             let mut last_err = None;
@@ -85,7 +88,7 @@ fn connect(endpoint: &Endpoint, token: Option<&str>) -> std::io::Result<Box<dyn 
                         if let Some(token) = token {
                             stream.write_all(earshot_protocol::encode_auth(token).as_bytes())?;
                         }
-                        return Ok(Box::new(stream));
+                        return Ok((Box::new(stream.try_clone()?), Box::new(stream)));
                     }
                     Err(e) => last_err = Some(e),
                 }
@@ -98,7 +101,8 @@ fn connect(endpoint: &Endpoint, token: Option<&str>) -> std::io::Result<Box<dyn 
         Endpoint::Unix(path) => {
             let stream = std::os::unix::net::UnixStream::connect(path)?;
             stream.set_read_timeout(Some(READ_TIMEOUT))?;
-            Ok(Box::new(stream))
+            stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+            Ok((Box::new(stream.try_clone()?), Box::new(stream)))
         }
         #[cfg(not(unix))]
         Endpoint::Unix(_) => Err(std::io::Error::new(
@@ -120,8 +124,9 @@ enum Outcome {
 /// message decoded, so the caller knows the connection was good.
 fn pump<E: From<FeedEvent>>(
     endpoint: &Endpoint,
-    stream: Box<dyn Read + Send>,
+    (stream, mut writer): Halves,
     tx: &Sender<E>,
+    requests: Option<&Receiver<Request>>,
     got_data: &mut bool,
 ) -> Outcome {
     let mut reader = BufReader::new(stream);
@@ -166,20 +171,29 @@ fn pump<E: From<FeedEvent>>(
         if !send(tx, event) {
             return Outcome::Closed;
         }
+        // A line arrives every hop: requests wait at most that long.
+        for request in requests.into_iter().flat_map(|r| r.try_iter()) {
+            let line = earshot_protocol::encode_request(&request);
+            if let Err(e) = writer.write_all(line.as_bytes()) {
+                return Outcome::Lost(format!("sending a request: {e}"));
+            }
+        }
     }
 }
 
 /// Connects and reads forever, reconnecting with backoff; returns when the
 /// receiving side hangs up.
 pub fn run<E: From<FeedEvent>>(endpoint: &Endpoint, tx: &Sender<E>) {
-    run_with_token(endpoint, None, tx)
+    run_with_token(endpoint, None, tx, None)
 }
 
-/// [`run`], sending `token` first over TCP (for a daemon with `[server] token_file`).
+/// [`run`], sending `token` first over TCP (for a daemon with `[server] token_file`)
+/// and `requests` as they come.
 pub fn run_with_token<E: From<FeedEvent>>(
     endpoint: &Endpoint,
     token: Option<&str>,
     tx: &Sender<E>,
+    requests: Option<&Receiver<Request>>,
 ) {
     let mut backoff = Backoff::default();
     let mut attempt = 1;
@@ -188,12 +202,16 @@ pub fn run_with_token<E: From<FeedEvent>>(
             return;
         }
         let outcome = match connect(endpoint, token) {
-            Ok(stream) => {
+            Ok(halves) => {
                 if !send(tx, FeedEvent::Connected) {
                     return;
                 }
+                // Questions asked while disconnected are asked again on the hello.
+                requests
+                    .into_iter()
+                    .for_each(|r| r.try_iter().for_each(drop));
                 let mut got_data = false;
-                let outcome = pump(endpoint, stream, tx, &mut got_data);
+                let outcome = pump(endpoint, halves, tx, requests, &mut got_data);
                 if got_data {
                     backoff.reset();
                     attempt = 0;
@@ -216,15 +234,16 @@ pub fn run_with_token<E: From<FeedEvent>>(
     }
 }
 
-/// Runs [`run`] on a new thread.
+/// Runs [`run_with_token`] on a new thread.
 pub fn spawn<E: From<FeedEvent> + Send + 'static>(
     endpoint: Endpoint,
     token: Option<String>,
     tx: Sender<E>,
+    requests: Receiver<Request>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name("earshot-net".into())
-        .spawn(move || run_with_token(&endpoint, token.as_deref(), &tx))
+        .spawn(move || run_with_token(&endpoint, token.as_deref(), &tx, Some(&requests)))
 }
 
 #[cfg(test)]
@@ -297,7 +316,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let endpoint = Endpoint::Tcp(addr.to_string());
         thread::spawn(move || {
-            run_with_token::<FeedEvent>(&endpoint, Some("s3cret-token-123"), &tx)
+            run_with_token::<FeedEvent>(&endpoint, Some("s3cret-token-123"), &tx, None)
         });
         let hello = rx
             .iter()

@@ -7,6 +7,7 @@
 //! * `hello`: sent once when a stream opens (and at the top of `--stdout`);
 //!   says which daemon, model and source produced the readings that follow.
 //! * `reading`: one per hop (default 1 s), in order, with a sequence number.
+//! * `history`: the daemon's answer to a client's history request ([`history`]).
 //!
 //! A decoder checks `v` before anything else: a version it does not know is
 //! [`DecodeError::UnsupportedVersion`], never a half-parsed reading.
@@ -24,6 +25,9 @@
 //! This crate is the shared contract and stays small: serde and thiserror only.
 
 use serde::{Deserialize, Serialize};
+
+pub mod history;
+pub use history::{decode_request, encode_request, History, HistoryBucket, Request};
 
 /// The protocol version this crate writes and reads.
 pub const VERSION: u32 = 1;
@@ -290,6 +294,8 @@ pub struct Reading {
 pub enum Message {
     Hello(Hello),
     Reading(Box<Reading>),
+    /// Only to a client that asked ([`Request::History`]).
+    History(History),
 }
 
 #[derive(Serialize)]

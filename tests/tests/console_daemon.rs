@@ -1,6 +1,7 @@
 //! The README's main job, as a person sees it: the daemon on the demo signal and
 //! the console in a real terminal (tmux, 80x24). Issue 5: live values change;
-//! killing the daemon shows "disconnected", restarting it brings the console back.
+//! killing the daemon shows "disconnected", restarting it brings the console back;
+//! the History view gets its answer from the daemon.
 
 mod util;
 
@@ -107,6 +108,14 @@ fn console_shows_live_demo_and_survives_a_daemon_restart() {
         "recovery after restart",
         Duration::from_secs(60),
         |s| s.contains("live") && !s.contains("disconnected"),
+    );
+    // View 4 asks the daemon for its history over the stream; the demo daemon keeps none.
+    tmux.send("console", "4");
+    tmux.wait_for(
+        "console",
+        "the daemon's answer about its history",
+        Duration::from_secs(20),
+        |s| s.contains("History · last 12 h") && s.contains("keeps no history"),
     );
     tmux.send("console", "q");
     tmux.wait_for(

@@ -119,11 +119,19 @@ pub fn build(
     ctx: &SinkContext,
 ) -> Result<Vec<Box<dyn Sink>>, PublishError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    // Consoles ask the stream server for the history that the history sink keeps.
+    let history_db = outputs.iter().find_map(|o| match o {
+        SinkSettings::History(h) => Some(h.path.clone()),
+        _ => None,
+    });
     for output in outputs {
         sinks.push(match output {
-            SinkSettings::Server(s) => {
-                Box::new(server::Server::start(s, ctx.hello, Arc::clone(ctx.health))?)
-            }
+            SinkSettings::Server(s) => Box::new(server::Server::start(
+                s,
+                ctx.hello,
+                Arc::clone(ctx.health),
+                history_db.clone(),
+            )?),
             SinkSettings::Stdout => Box::new(stdout::StdoutSink::new(ctx.hello)?),
             SinkSettings::Mqtt(s) => Box::new(mqtt::MqttSink::start(s, ctx)?),
             SinkSettings::Osc(s) => Box::new(osc::OscSink::start(s)?),

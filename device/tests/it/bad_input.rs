@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::util::{
-    assert_clean_failure, copy_model, earshotd, edit_metadata, repo, run, sha256, write_wav,
+    assert_clean_failure, copy_model, earshotd, edit_metadata, readings, repo, run, sha256,
+    write_wav,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -229,4 +230,74 @@ fn run_demo_with_model(dir: &std::path::Path) -> std::process::Output {
             .arg(dir),
         LIMIT,
     )
+}
+
+#[test]
+fn check_config_reports_ok_or_where_it_is_wrong() {
+    let shipped = repo().join("deploy/earshot.toml");
+    let out = run(
+        earshotd().args(["check-config", "--config"]).arg(&shipped),
+        LIMIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("{}: ok", shipped.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("outputs  stream server (tcp 127.0.0.1:7878"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("earshot.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\ntcp = \"127.0.0.1:7878\"\nclient_queue = -1\n",
+    )
+    .unwrap();
+    let out = run(
+        earshotd().args(["check-config", "--config"]).arg(&cfg),
+        LIMIT,
+    );
+    assert_clean_failure(&out, &[&format!("{}:3", cfg.display())]);
+    // nothing named, $EARSHOT_CONFIG empty: nothing to check, and it says how to name one
+    let out = run(earshotd().arg("check-config"), LIMIT);
+    assert_clean_failure(&out, &["no config to check", "--config FILE"]);
+}
+
+#[test]
+fn earshot_config_names_the_config_when_no_flag_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("earshot.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\nenabled = false\n[stdout]\nenabled = true\n",
+    )
+    .unwrap();
+    let wav = dir.path().join("tone.wav");
+    write_wav(&wav, 22050, 12.0);
+    let out = run(
+        earshotd()
+            .env("EARSHOT_CONFIG", &cfg)
+            .arg("run")
+            .arg("--file")
+            .arg(&wav),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("config {}", cfg.display())),
+        "{stderr}"
+    );
+    assert!(
+        !readings(&out.stdout).is_empty(),
+        "the config's [stdout] took effect:\n{stderr}"
+    );
 }

@@ -1,9 +1,13 @@
 //! History: a real clip through the daemon into SQLite, read back by
-//! `earshotd report`; nothing but numbers is stored.
+//! `earshotd report` and by a console over the stream; nothing but numbers
+//! is stored.
 
+use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
-use super::util::{earshotd, readings, run, shared_data};
+use earshot_protocol::{decode, encode_request, Message, Request};
+
+use super::util::{earshotd, readings, run, shared_data, Daemon};
 
 #[test]
 fn readings_of_a_clip_become_an_hour_in_the_report() {
@@ -85,6 +89,54 @@ fn readings_of_a_clip_become_an_hour_in_the_report() {
     );
     let csv = String::from_utf8_lossy(&out.stdout);
     assert_eq!(csv.lines().count(), hours.len() + 1, "{csv}");
+
+    // A console asks a running daemon (same config: it keeps writing the
+    // history) over the stream; the answer holds the same hours.
+    let served = dir.path().join("served.toml");
+    std::fs::write(
+        &served,
+        format!(
+            "[server]\ntcp = \"127.0.0.1:0\"\nunix_socket = \"\"\n[history]\npath = {:?}\n",
+            db.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::spawn(earshotd().args(["run", "--demo", "--config"]).arg(&served));
+    let listening = daemon.wait_stderr("listening on tcp ", Duration::from_secs(60));
+    let addr = listening.rsplit("tcp ").next().unwrap().trim().to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let ask = encode_request(&Request::History {
+        span_ms: 2 * 3_600_000,
+        bucket_ms: 3_600_000,
+    });
+    conn.write_all(ask.as_bytes()).unwrap();
+    let answer = BufReader::new(conn)
+        .lines()
+        .find_map(|l| match decode(&l.unwrap()).unwrap() {
+            Message::History(h) => Some(h),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(answer.unavailable, None);
+    assert_eq!(answer.bucket_ms, 3_600_000);
+    let got: Vec<(u64, u32)> = answer
+        .buckets
+        .iter()
+        .map(|b| (b.start_ms, b.readings))
+        .collect();
+    let want: Vec<(u64, u32)> = hours
+        .iter()
+        .map(|h| {
+            (
+                h["start_ms"].as_u64().unwrap(),
+                h["readings"].as_u64().unwrap() as u32,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(daemon.terminate().success());
 
     // privacy: minutes of numbers, a few kB, never audio
     let size = std::fs::metadata(&db).unwrap().len()

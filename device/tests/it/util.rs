@@ -7,10 +7,13 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `earshotd` built for these tests.
+/// The `earshotd` built for these tests, blind to an installed
+/// /etc/earshot/earshot.toml (an empty $EARSHOT_CONFIG means no config).
 pub fn earshotd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_earshotd"));
-    cmd.env("EARSHOT_LOG", "info").env_remove("XDG_RUNTIME_DIR");
+    cmd.env("EARSHOT_LOG", "info")
+        .env("EARSHOT_CONFIG", "")
+        .env_remove("XDG_RUNTIME_DIR");
     cmd
 }
 

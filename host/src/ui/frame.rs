@@ -62,7 +62,7 @@ pub(super) fn draw_status(frame: &mut Frame, area: Rect, app: &App, theme: &Them
         left.push_str(&format!(" · ⚠ {} skipped (3)", app.bad_lines));
     }
     let source = format!("  {}", app.source);
-    let keys_long = "1-3 view  ↑↓ emotion  ? help  q quit ";
+    let keys_long = "1-4 view  ↑↓ emotion  ? help  q quit ";
     let keys_short = "? help  q quit ";
     let n = |s: &str| s.chars().count();
     let (source, keys) = if n(&left) + n(&source) + n(keys_long) < width {
@@ -157,7 +157,7 @@ pub(super) fn draw_version_mismatch(frame: &mut Frame, area: Rect, msg: &str, th
 
 pub(super) fn draw_help(frame: &mut Frame, area: Rect, theme: &Theme) {
     let keys = [
-        ("1 2 3", "Overview, Explain, Health"),
+        ("1 2 3 4", "Overview, Explain, Health, History"),
         ("Tab S-Tab", "next / previous view"),
         ("↑ ↓ ← →", "select emotion (also j k h l)"),
         ("?", "this help"),

@@ -1,5 +1,5 @@
-//! Draws the console from `&App`: header with view tabs, the Overview, Explain
-//! and Health views, a status bar and the help overlay. Drawing never changes
+//! Draws the console from `&App`: header with view tabs, the Overview, Explain,
+//! Health and History views, a status bar and the help overlay. Drawing never changes
 //! state; everything fits 80x24 and degrades without colours.
 
 use std::time::Duration;
@@ -44,6 +44,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             View::Overview => draw_overview(frame, body, app, theme),
             View::Explain => draw_explain(frame, body, app, theme),
             View::Health => draw_health(frame, body, app, theme),
+            View::History => draw_history(frame, body, app, theme),
         },
     }
     draw_status(frame, status, app, theme);
@@ -193,6 +194,7 @@ fn kv<'a>(label: &str, value: impl Into<String>, style: Style, theme: &Theme) ->
 mod explain_view;
 mod frame;
 mod health;
+mod history_view;
 mod overview;
 #[cfg(test)]
 mod tests;
@@ -200,4 +202,5 @@ mod tests;
 use explain_view::*;
 use frame::*;
 use health::*;
+use history_view::*;
 use overview::*;

@@ -289,3 +289,83 @@ fn bars_and_sparklines() {
     assert_eq!(sparkline(&h, 1, 2), "█");
     assert_eq!(sparkline(&h, 0, 1), "");
 }
+
+/// A night in the daemon's history: 12 h of 15-minute buckets ending at
+/// 02:00 UTC, music from 18:00, a quiet spell around midnight.
+fn night() -> earshot_protocol::History {
+    use earshot_protocol::{Emotions, HistoryBucket, MidLevel, Values};
+    let q = 900_000u64;
+    let end = 1_800_000_000_000u64 + 18 * 3_600_000; // 02:00 UTC (the first is 08:00)
+    let buckets = (0..48u64)
+        .filter(|i| *i >= 4) // the daemon started at 14:00
+        .map(|i| {
+            let start = end - (48 - i) * q;
+            let music = if (16..40).contains(&i) && !(38..40).contains(&i) {
+                0.9
+            } else {
+                0.0
+            };
+            let x = i as f32 / 48.0;
+            HistoryBucket {
+                start_ms: start,
+                readings: 900,
+                music_share: music,
+                means: (music > 0.0).then(|| Values {
+                    emotions: Emotions::from_array([
+                        0.3 + 0.4 * x,
+                        0.2 + 0.6 * x,
+                        0.5 - 0.3 * x,
+                        0.1,
+                        0.1,
+                        0.2 + 0.5 * x,
+                        0.4 - 0.3 * x,
+                        0.35,
+                    ]),
+                    mid_level: MidLevel::from_array([0.5; 7]),
+                }),
+            }
+        })
+        .collect();
+    earshot_protocol::History {
+        span_ms: 12 * 3_600_000,
+        bucket_ms: q,
+        buckets,
+        unavailable: None,
+    }
+}
+
+fn with_history(history: earshot_protocol::History) -> App {
+    let mut app = live(150);
+    let (tx, _rx) = std::sync::mpsc::channel();
+    app.lookback.requests = Some(tx);
+    app.on_action(Action::Show(View::History));
+    let at = app.now;
+    app.on_feed(FeedEvent::Message(Message::History(history)), at);
+    later(&mut app, 12.0);
+    app
+}
+
+#[test]
+fn history_80x24() {
+    insta::assert_snapshot!(render(&with_history(night()), 80, 24).backend());
+}
+
+#[test]
+fn history_120x40() {
+    insta::assert_snapshot!(render(&with_history(night()), 120, 40).backend());
+}
+
+#[test]
+fn history_says_what_to_do_without_one() {
+    let mut none = night();
+    none.buckets.clear();
+    none.unavailable =
+        Some("this daemon keeps no history: set [history] path in its config".into());
+    let screen = render(&with_history(none), 80, 24).backend().to_string();
+    assert!(screen.contains("keeps no history"), "{screen}");
+    assert!(screen.contains("docs/install.md"), "{screen}");
+    // a replay has no daemon to ask
+    let replay = with_view(live(150), View::History);
+    let screen = render(&replay, 80, 24).backend().to_string();
+    assert!(screen.contains("a replay has none"), "{screen}");
+}

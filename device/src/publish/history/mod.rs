@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use earshot_protocol::{InputState, Reading};
 use serde::Deserialize;
 
-pub use report::{hours, Hour};
+pub use report::{buckets, human_ms, query, utc, write_report, Format, HOUR_MS};
 pub use store::{value_names, Minute, Store, StoreError, N_VALUES};
 
 use super::{PublishError, Published, Sink, SinkError, SinkSettings};

@@ -81,6 +81,24 @@ impl Store {
         Ok(Self { conn, path: name })
     }
 
+    /// Opens an existing database for reading only (reports, and answers to
+    /// consoles while the daemon's history sink writes: WAL lets both run).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
+        let err = |source| StoreError {
+            path: name.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(err)?;
+        Ok(Self { conn, path: name })
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError {
             path: self.path.clone(),

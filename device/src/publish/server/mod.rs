@@ -5,6 +5,11 @@
 //! Each client has its own writer thread and bounded queue. A client whose
 //! queue fills up (it reads too slowly) or whose socket blocks longer than
 //! [`WRITE_TIMEOUT`] is dropped with a log line; the others never wait for it.
+//!
+//! Each client also has a reader thread: it checks the token when one is
+//! required, then answers history requests (`earshot_protocol::history`) from
+//! the history database, read-only, into the client's queue. Nothing a client
+//! sends reaches the audio path.
 
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
@@ -16,7 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use earshot_protocol::{encode_line, Hello, Message};
+use earshot_protocol::history::MAX_REQUEST_LINE;
+use earshot_protocol::{decode_request, encode_line, Hello, History, Message, Request};
 
 use super::queue::Queue;
 use super::{PublishError, Published, Sink, SinkError};
@@ -40,6 +46,8 @@ const REFUSED_LOG_EVERY: u64 = 100;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The auth line is short; a longer one is not an auth line.
 const MAX_AUTH_LINE: u64 = 4096;
+/// A client's history requests are answered at most this often.
+const REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Conn {
     Tcp(TcpStream),
@@ -82,6 +90,15 @@ impl Conn {
     }
 }
 
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
+}
+
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
@@ -108,6 +125,9 @@ struct Client {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A client's queue and its "connection ended" flag, for its reader thread.
+type Joined = (Arc<Queue<Arc<str>>>, Arc<AtomicBool>);
+
 struct Shared {
     hello: Arc<str>,
     clients: Mutex<Vec<Client>>,
@@ -119,10 +139,13 @@ struct Shared {
     refused: AtomicU64,
     /// sha256 of the token TCP clients must send first, if one is required.
     token_digest: Option<[u8; 32]>,
-    /// TCP clients still to send their token (they count towards `max_clients`).
+    /// Clients accepted but not yet added (e.g. still to send their token);
+    /// they count towards `max_clients`.
     pending: AtomicUsize,
     /// Set under the clients lock at shutdown: no client is added after it.
     closing: AtomicBool,
+    /// The history database that requests are answered from ([history] path).
+    history_db: Option<PathBuf>,
 }
 
 impl Shared {
@@ -141,7 +164,8 @@ impl Shared {
     }
 
     /// A new connection: turned away when `max_clients` are served (or await
-    /// their token), else served, after its token if one is required.
+    /// their token), else served by its own reader thread (which checks the
+    /// token first if one is required) and writer thread.
     fn admit(self: &Arc<Self>, conn: Conn, peer: String) {
         {
             let mut clients = self.clients();
@@ -156,34 +180,138 @@ impl Shared {
             }
         }
         let digest = match (&conn, self.token_digest) {
-            (Conn::Tcp(_), Some(digest)) => digest,
-            _ => return self.add(conn, peer),
+            (Conn::Tcp(_), Some(digest)) => Some(digest),
+            _ => None,
         };
+        // Counted until its reader thread has added it, so that a burst of
+        // connections cannot slip past the cap.
         self.pending.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::clone(self);
         let started = std::thread::Builder::new()
-            .name("stream-auth".into())
-            .spawn(move || {
-                match check_token(&conn, &digest) {
-                    Ok(()) => shared.add(conn, peer),
-                    Err(why) => shared.refuse(&conn, &peer, why),
-                }
-                shared.pending.fetch_sub(1, Ordering::Relaxed);
-            });
+            .name("stream-reader".into())
+            .spawn(move || shared.serve(conn, peer, digest));
         if let Err(e) = started {
             self.pending.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!("a client: cannot start its token check: {e}");
+            tracing::warn!("a client: cannot start its reader: {e}");
         }
     }
 
-    fn add(&self, conn: Conn, peer: String) {
+    /// A client's reader thread: the token check, then the client joins the
+    /// stream, then its requests are answered until it stops sending.
+    fn serve(&self, conn: Conn, peer: String, digest: Option<[u8; 32]>) {
+        let joined = match conn.try_clone() {
+            Err(_) => {
+                tracing::warn!("client {peer}: cannot clone the connection");
+                None
+            }
+            Ok(c) => {
+                let mut reader = std::io::BufReader::new(c);
+                let checked = match digest {
+                    Some(digest) => check_token(&mut reader, &digest),
+                    None => Ok(()),
+                };
+                match checked {
+                    Ok(()) => self.add(conn, peer.clone()).map(|j| (j, reader)),
+                    Err(why) => {
+                        self.refuse(&conn, &peer, why);
+                        None
+                    }
+                }
+            }
+        };
+        // after joining, so that the client is never uncounted
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        if let Some(((queue, gone), mut reader)) = joined {
+            self.answer_requests(&mut reader, &queue, &gone, &peer);
+        }
+    }
+
+    /// Reads request lines and queues the answers. Returns when the client
+    /// stops sending (it may still read: a half-closed client keeps its
+    /// readings) or sends something that is not a request line.
+    fn answer_requests(
+        &self,
+        reader: &mut std::io::BufReader<Conn>,
+        queue: &Queue<Arc<str>>,
+        gone: &AtomicBool,
+        peer: &str,
+    ) {
+        let mut line = Vec::new();
+        let mut last: Option<Instant> = None;
+        let mut ignored = false;
+        loop {
+            line.clear();
+            match reader
+                .by_ref()
+                .take(MAX_REQUEST_LINE as u64)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.last() != Some(&b'\n') => {
+                    tracing::info!(
+                        "client {peer} sent a line longer than {MAX_REQUEST_LINE} bytes; \
+                         its requests are no longer read"
+                    );
+                    return;
+                }
+                Ok(_) => {}
+            }
+            if gone.load(Ordering::Relaxed) {
+                return;
+            }
+            let text = String::from_utf8_lossy(&line);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match decode_request(&text) {
+                Ok(Request::History { span_ms, bucket_ms }) => {
+                    if let Some(t) = last {
+                        std::thread::sleep(REQUEST_INTERVAL.saturating_sub(t.elapsed()));
+                    }
+                    last = Some(Instant::now());
+                    let answer = encode_line(&Message::History(self.history(span_ms, bucket_ms)));
+                    if queue.try_push(answer.into()).is_err() {
+                        tracing::debug!("client {peer}: queue full, history answer dropped");
+                    }
+                }
+                // Never logs what the client sent: it is untrusted text.
+                Err(_) if !ignored => {
+                    ignored = true;
+                    tracing::info!(
+                        "client {peer} sent a line that is not a request; ignoring such lines"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn history(&self, span_ms: u64, bucket_ms: u64) -> History {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match &self.history_db {
+            Some(db) => super::history::query(db, span_ms, bucket_ms, now_ms),
+            None => History {
+                span_ms,
+                bucket_ms: History::bucket_for(span_ms, bucket_ms),
+                buckets: Vec::new(),
+                unavailable: Some(
+                    "this daemon keeps no history: set [history] path in its config".into(),
+                ),
+            },
+        }
+    }
+
+    /// Starts the client's writer; returns its queue and gone flag.
+    fn add(&self, conn: Conn, peer: String) -> Option<Joined> {
         if let Err(e) = conn.prepare(self.send_buffer_bytes) {
             tracing::warn!("client {peer}: cannot set up the connection: {e}");
-            return;
+            return None;
         }
         let Ok(writer) = conn.try_clone() else {
             tracing::warn!("client {peer}: cannot clone the connection");
-            return;
+            return None;
         };
         let queue = Arc::new(Queue::new(self.client_queue + 1));
         let _ = queue.try_push(Arc::clone(&self.hello));
@@ -198,7 +326,7 @@ impl Shared {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!("client {peer}: cannot start its writer: {e}");
-                return;
+                return None;
             }
         };
         let mut clients = self.clients();
@@ -206,12 +334,12 @@ impl Shared {
             drop(clients);
             queue.abort();
             conn.shutdown();
-            return;
+            return None;
         }
         clients.push(Client {
             peer: peer.clone(),
-            queue,
-            gone,
+            queue: Arc::clone(&queue),
+            gone: Arc::clone(&gone),
             conn,
             thread: Some(thread),
         });
@@ -219,26 +347,30 @@ impl Shared {
             .clients
             .store(clients.len() as u32, Ordering::Relaxed);
         tracing::info!("client {peer} connected ({} connected)", clients.len());
+        Some((queue, gone))
     }
 }
 
 /// Reads the client's first line and checks it is the auth line with the token.
 /// Never logs what the client sent: it is untrusted text.
-fn check_token(conn: &Conn, digest: &[u8; 32]) -> Result<(), &'static str> {
-    let Conn::Tcp(stream) = conn else {
+fn check_token(
+    reader: &mut std::io::BufReader<Conn>,
+    digest: &[u8; 32],
+) -> Result<(), &'static str> {
+    let Conn::Tcp(stream) = reader.get_ref() else {
         return Ok(());
     };
-    let mut reader = stream
-        .try_clone()
-        .map_err(|_| "its connection cannot be read")?;
-    reader
+    stream
         .set_read_timeout(Some(AUTH_TIMEOUT))
         .map_err(|_| "its connection cannot be read")?;
     let mut line = Vec::new();
-    // Whatever the client sends after the line is never read, as without a token.
-    let read =
-        std::io::BufReader::new((&mut reader).take(MAX_AUTH_LINE)).read_until(b'\n', &mut line);
-    let _ = reader.set_read_timeout(None);
+    let read = reader
+        .by_ref()
+        .take(MAX_AUTH_LINE)
+        .read_until(b'\n', &mut line);
+    if let Conn::Tcp(stream) = reader.get_ref() {
+        let _ = stream.set_read_timeout(None);
+    }
     match read {
         Ok(_) if line.last() == Some(&b'\n') => {}
         Ok(_) => return Err("no token (the server requires [server] token_file's token)"),
@@ -417,10 +549,12 @@ fn warn_if_exposed(addr: SocketAddr, token: bool) {
 
 impl Server {
     /// Binds the listeners (errors name the address) and starts accepting.
+    /// History requests are answered from `history_db` when there is one.
     pub fn start(
         settings: &ServerSettings,
         hello: &Hello,
         health: Arc<Counters>,
+        history_db: Option<PathBuf>,
     ) -> Result<Self, PublishError> {
         let mut tcp_addr = None;
         let tcp = match settings.tcp {
@@ -480,6 +614,7 @@ impl Server {
             token_digest: settings.token.as_ref().map(|t| token_digest(t.expose())),
             pending: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            history_db,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
@@ -652,7 +787,8 @@ mod tests {
         let mut settings =
             ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), Some(sock.clone()));
         settings.client_queue = 8;
-        let mut server = Server::start(&settings, &hello(), Arc::new(Counters::default())).unwrap();
+        let mut server =
+            Server::start(&settings, &hello(), Arc::new(Counters::default()), None).unwrap();
         let unix = UnixStream::connect(&sock).unwrap();
         let mut r = BufReader::new(unix);
         // wait for the accept loop to register the client
@@ -709,6 +845,7 @@ mod tests {
             &ServerSettings::new(None, Some(sock.clone())),
             &hello(),
             Arc::new(Counters::default()),
+            None,
         )
         .unwrap();
         std::fs::remove_file(&sock).unwrap();
@@ -724,7 +861,8 @@ mod tests {
         let mut settings =
             ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), Some(sock.clone()));
         settings.token = Some(Token::new("0123456789abcdef"));
-        let mut server = Server::start(&settings, &hello(), Arc::new(Counters::default())).unwrap();
+        let mut server =
+            Server::start(&settings, &hello(), Arc::new(Counters::default()), None).unwrap();
         let addr = server.local_tcp().unwrap();
         let first_line = |send: &str| {
             let mut s = TcpStream::connect(addr).unwrap();
@@ -757,7 +895,7 @@ mod tests {
         let mut settings = ServerSettings::new(Some("127.0.0.1:0".parse().unwrap()), None);
         settings.max_clients = 2;
         let health = Arc::new(Counters::default());
-        let mut server = Server::start(&settings, &hello(), Arc::clone(&health)).unwrap();
+        let mut server = Server::start(&settings, &hello(), Arc::clone(&health), None).unwrap();
         let addr = server.local_tcp().unwrap();
         let mut readers: Vec<BufReader<TcpStream>> = (0..3)
             .map(|_| {
@@ -796,5 +934,70 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         server.close().unwrap();
+    }
+
+    #[test]
+    fn history_requests_are_answered_from_the_database() {
+        use crate::publish::history::{Minute, Store, N_VALUES};
+        let dir = tempfile::tempdir().unwrap();
+        let (sock, db) = (dir.path().join("s.sock"), dir.path().join("h.sqlite"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let hour = now - now % 3_600_000;
+        let mut store = Store::open(&db).unwrap();
+        for (start, music) in [(hour - 3_600_000, 60), (hour - 3_540_000, 0), (hour, 30)] {
+            let mut values = [(0.5f32, 0.4f32, 0.6f32); N_VALUES];
+            values[1] = (0.75, 0.7, 0.8); // energy leads
+            store
+                .write(&Minute {
+                    start_ms: start,
+                    readings: 60,
+                    music,
+                    level_mean_dbfs: -30.0,
+                    values: (music > 0).then_some(values),
+                })
+                .unwrap();
+        }
+        let ask = |history_db: Option<PathBuf>, requests: &str| {
+            let _ = std::fs::remove_file(&sock);
+            let settings = ServerSettings::new(None, Some(sock.clone()));
+            let health = Arc::new(Counters::default());
+            let mut server = Server::start(&settings, &hello(), health, history_db).unwrap();
+            let mut conn = UnixStream::connect(&sock).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            conn.write_all(requests.as_bytes()).unwrap();
+            let mut lines = BufReader::new(conn).lines();
+            let answer = lines
+                .find_map(|l| match decode(&l.unwrap()).unwrap() {
+                    Message::History(h) => Some(h),
+                    _ => None,
+                })
+                .unwrap();
+            server.close().unwrap();
+            answer
+        };
+        let request = earshot_protocol::encode_request(&Request::History {
+            span_ms: 2 * 3_600_000,
+            bucket_ms: 3_600_000,
+        });
+        // junk first: ignored, the request after it is still answered
+        let h = ask(
+            Some(db.clone()),
+            &format!("not a request\n\x1b]0;owned\x07\n{request}"),
+        );
+        assert_eq!((h.bucket_ms, h.unavailable.as_deref()), (3_600_000, None));
+        assert_eq!(h.buckets.len(), 2, "{h:?}");
+        assert_eq!(h.buckets[0].start_ms, (hour - 3_600_000) as u64);
+        assert_eq!(h.buckets[0].readings, 120);
+        assert!((h.buckets[0].music_share - 0.5).abs() < 1e-6);
+        let means = h.buckets[0].means.as_ref().unwrap();
+        assert_eq!(means.emotions.dominant(), "energy");
+        assert!((means.mid_level.minorness - 0.5).abs() < 1e-6);
+        let none = ask(None, &request);
+        assert!(none.buckets.is_empty());
+        assert!(none.unavailable.unwrap().contains("[history] path"));
     }
 }
