@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use earshot_protocol::{Health, OutputHealth, OutputState};
+use earshot_protocol::{Health, InputHealth, OutputHealth, OutputState, SourceState};
 
 /// Totals since start. Shared as `Arc<Counters>`.
 #[derive(Debug)]
@@ -24,6 +24,12 @@ pub struct Counters {
     pub clients: AtomicU32,
     /// Failed `publish` calls, all sinks together.
     pub sink_errors: AtomicU64,
+    /// The input's [`SourceState`], as an index into `SOURCE_STATES`.
+    input_state: AtomicU8,
+    /// Capture restarts (after a loss or a stall) since start.
+    pub input_restarts: AtomicU64,
+    /// When audio last arrived, ms after `started`.
+    last_audio_ms: AtomicU64,
     /// Each output's own counters, in the order they were registered.
     outputs: RwLock<Vec<Arc<OutputCounters>>>,
 }
@@ -48,6 +54,9 @@ const STATES: [OutputState; 6] = [
     OutputState::Closed,
     OutputState::Failed,
 ];
+
+const SOURCE_STATES: [SourceState; 3] =
+    [SourceState::Ok, SourceState::NoInput, SourceState::Failed];
 
 impl OutputCounters {
     pub fn name(&self) -> &str {
@@ -86,6 +95,9 @@ impl Default for Counters {
             dropped_readings: AtomicU64::new(0),
             clients: AtomicU32::new(0),
             sink_errors: AtomicU64::new(0),
+            input_state: AtomicU8::new(0),
+            input_restarts: AtomicU64::new(0),
+            last_audio_ms: AtomicU64::new(0),
             outputs: RwLock::new(Vec::new()),
         }
     }
@@ -95,6 +107,25 @@ impl Counters {
     /// Adds one to a counter.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The input's state, as every reading reports it.
+    pub fn set_input(&self, state: SourceState) {
+        let i = SOURCE_STATES.iter().position(|s| *s == state).unwrap_or(0);
+        self.input_state.store(i as u8, Ordering::Relaxed);
+    }
+
+    pub fn input(&self) -> SourceState {
+        SOURCE_STATES
+            .get(usize::from(self.input_state.load(Ordering::Relaxed)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Audio arrived just now.
+    pub fn audio_arrived(&self) {
+        self.last_audio_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Adds an output to every reading's health; called while outputs are
@@ -122,6 +153,7 @@ impl Counters {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             dropped_readings: self.dropped_readings.load(Ordering::Relaxed),
             clients: self.clients.load(Ordering::Relaxed),
+            input: self.input_snapshot(),
             outputs: self
                 .outputs
                 .read()
@@ -129,6 +161,22 @@ impl Counters {
                 .iter()
                 .map(|o| o.snapshot())
                 .collect(),
+        }
+    }
+}
+
+impl Counters {
+    fn input_snapshot(&self) -> InputHealth {
+        let state = self.input();
+        let no_audio_ms = match state {
+            SourceState::Ok => 0,
+            _ => (self.started.elapsed().as_millis() as u64)
+                .saturating_sub(self.last_audio_ms.load(Ordering::Relaxed)),
+        };
+        InputHealth {
+            state,
+            restarts: self.input_restarts.load(Ordering::Relaxed),
+            no_audio_s: no_audio_ms / 1000,
         }
     }
 }
@@ -144,6 +192,28 @@ mod tests {
         c.clients.store(2, Ordering::Relaxed);
         let h = c.snapshot();
         assert_eq!((h.xruns, h.clients, h.dropped_frames), (1, 2, 0));
+        assert_eq!(h.input, InputHealth::default());
+    }
+
+    #[test]
+    fn input_state_and_time_without_audio() {
+        let c = Counters::default();
+        c.audio_arrived();
+        for s in SOURCE_STATES {
+            c.set_input(s);
+            assert_eq!(c.input(), s);
+        }
+        c.set_input(SourceState::NoInput);
+        Counters::bump(&c.input_restarts);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let h = c.snapshot().input;
+        assert_eq!(
+            (h.state, h.restarts, h.no_audio_s),
+            (SourceState::NoInput, 1, 1)
+        );
+        // While audio flows the gap is not reported.
+        c.set_input(SourceState::Ok);
+        assert_eq!(c.snapshot().input.no_audio_s, 0);
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub fn reading(seq: u64) -> Reading {
             reconnects: 0,
             dropped_readings: 0,
             clients: 1,
+            input: Default::default(),
             outputs: vec![
                 output("server", OutputState::Ok, 0),
                 output("mqtt", OutputState::Ok, 0),

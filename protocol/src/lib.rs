@@ -245,6 +245,35 @@ pub struct OutputHealth {
     pub dropped: u64,
 }
 
+/// Whether audio is coming in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Audio arrives.
+    #[default]
+    Ok,
+    /// The input is lost or stalled; the daemon keeps publishing readings
+    /// without audio and reopens it by itself.
+    NoInput,
+    /// The input kept failing; the daemon gives up and exits (its service
+    /// manager restarts it).
+    Failed,
+    /// A state this reader does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+/// The audio input's state and restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputHealth {
+    pub state: SourceState,
+    /// Times the capture was restarted after a loss or a stall, since start.
+    pub restarts: u64,
+    /// Seconds since audio last arrived; 0 while `state` is `ok`.
+    pub no_audio_s: u64,
+}
+
 /// Counters that tell whether the numbers can be trusted. All are totals since start.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,6 +289,9 @@ pub struct Health {
     pub dropped_readings: u64,
     /// Subscribers connected to the stream server right now.
     pub clients: u32,
+    /// The audio input now (absent from daemons before it was reported: read as `ok`).
+    #[serde(default)]
+    pub input: InputHealth,
     /// Each output's state (absent from daemons before outputs were reported).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputHealth>,
@@ -504,6 +536,38 @@ mod tests {
         };
         assert_eq!(r.state, InputState::Silence);
         assert!(r.analysis.is_none());
+    }
+
+    #[test]
+    fn input_health_is_on_the_wire_and_optional_when_reading() {
+        let mut r = sample_reading();
+        r.health.input = InputHealth {
+            state: SourceState::NoInput,
+            restarts: 2,
+            no_audio_s: 41,
+        };
+        let line = encode(&Message::Reading(Box::new(r.clone())));
+        assert!(
+            line.contains(r#""input":{"state":"no_input","restarts":2,"no_audio_s":41}"#),
+            "{line}"
+        );
+        assert_eq!(decode(&line).unwrap(), Message::Reading(Box::new(r)));
+        // A daemon that does not report its input: read as ok.
+        let old = line.replace(
+            r#","input":{"state":"no_input","restarts":2,"no_audio_s":41}"#,
+            "",
+        );
+        let Message::Reading(r) = decode(&old).unwrap() else {
+            panic!("a reading")
+        };
+        assert_eq!(r.health.input, InputHealth::default());
+        assert_eq!(r.health.input.state, SourceState::Ok);
+        // A state from a newer daemon is read as unknown, not as an error.
+        let newer = line.replace("no_input", "rebooting");
+        let Message::Reading(r) = decode(&newer).unwrap() else {
+            panic!("a reading")
+        };
+        assert_eq!(r.health.input.state, SourceState::Unknown);
     }
 
     #[test]

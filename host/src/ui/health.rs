@@ -1,6 +1,8 @@
-//! View 3: connection, daemon counters, outputs, latency, warnings.
+//! View 3: connection, daemon counters (the input's state among them),
+//! outputs, latency, warnings.
 
 use super::*;
+use earshot_protocol::{InputHealth, SourceState};
 
 pub(super) fn draw_health(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let stale = app.is_stale();
@@ -144,10 +146,11 @@ pub(super) fn draw_health(frame: &mut Frame, area: Rect, app: &App, theme: &Them
             count(r.health.xruns),
             theme,
         ));
+        let (input, input_style) = input_text(&r.health.input, theme);
         d.push(kv(
-            "audio lost",
-            format!("{} reopened", r.health.reconnects),
-            count(r.health.reconnects),
+            "input",
+            input,
+            if stale { theme.stale() } else { input_style },
             theme,
         ));
         d.push(kv(
@@ -199,6 +202,34 @@ pub(super) fn draw_health(frame: &mut Frame, area: Rect, app: &App, theme: &Them
     );
 }
 
+/// The input's state and restarts, in the 26 columns the daemon box has at
+/// 80x24: `ok · 0 restarts`, `lost 41 s · 2 restarts`, `FAILED · 6 restarts`.
+fn input_text(input: &InputHealth, theme: &Theme) -> (String, Style) {
+    let restarts = match input.restarts {
+        1 => "1 restart".to_string(),
+        n => format!("{n} restarts"),
+    };
+    match input.state {
+        SourceState::Ok if input.restarts > 0 => (format!("ok · {restarts}"), theme.warn()),
+        SourceState::Ok => (format!("ok · {restarts}"), Style::new()),
+        SourceState::NoInput => (
+            format!("lost {} · {restarts}", short(input.no_audio_s)),
+            theme.bad(),
+        ),
+        SourceState::Failed => (format!("FAILED · {restarts}"), theme.bad()),
+        SourceState::Unknown => (format!("? · {restarts}"), theme.label()),
+    }
+}
+
+/// `41 s`, `12 min`, `5 h`.
+fn short(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        _ => format!("{} h", secs / 3600),
+    }
+}
+
 /// The daemon's outputs and their states, troubled ones marked.
 pub(super) fn outputs_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
     let stale = app.is_stale();
@@ -230,4 +261,44 @@ pub(super) fn outputs_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
         spans.push(Span::styled("-", theme.label()));
     }
     Line::from(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(state: SourceState, restarts: u64, no_audio_s: u64) -> String {
+        let input = InputHealth {
+            state,
+            restarts,
+            no_audio_s,
+        };
+        input_text(&input, &Theme::new(crate::theme::ColorMode::None)).0
+    }
+
+    #[test]
+    fn input_line_says_whether_audio_comes_and_fits_the_daemon_box() {
+        assert_eq!(text(SourceState::Ok, 0, 0), "ok · 0 restarts");
+        assert_eq!(text(SourceState::Ok, 1, 0), "ok · 1 restart");
+        assert_eq!(text(SourceState::NoInput, 2, 41), "lost 41 s · 2 restarts");
+        assert_eq!(
+            text(SourceState::NoInput, 3, 600),
+            "lost 10 min · 3 restarts"
+        );
+        assert_eq!(
+            text(SourceState::NoInput, 3, 86_400),
+            "lost 24 h · 3 restarts"
+        );
+        assert_eq!(text(SourceState::Failed, 6, 200), "FAILED · 6 restarts");
+        assert_eq!(text(SourceState::Unknown, 0, 0), "? · 0 restarts");
+        // The daemon box at 80x24 has 26 columns for a value.
+        for (s, n, t) in [
+            (SourceState::NoInput, 99, 119),
+            (SourceState::NoInput, 99, 7199),
+            (SourceState::Failed, 9999, 0),
+        ] {
+            let t = text(s, n, t);
+            assert!(t.chars().count() <= 26, "{t}");
+        }
+    }
 }
