@@ -60,6 +60,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub analysis: AnalysisConfig,
     pub capture: CaptureConfig,
+    pub watchdog: WatchdogConfig,
     // Outputs: each sink owns its table's schema and checks (crate::publish).
     pub server: publish::server::ServerConfig,
     pub stdout: publish::stdout::StdoutConfig,
@@ -162,6 +163,30 @@ impl Default for CaptureConfig {
     }
 }
 
+/// `[watchdog]`: an input that stops delivering audio is restarted, and
+/// earshotd gives up (exits with an error) when restarts do not help.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogConfig {
+    /// No audio this long from an open input: alarm, then restart the capture.
+    pub stall_s: u32,
+    /// Restarts (after a loss or a stall) allowed within `restart_window_s`;
+    /// one more and earshotd exits with an error, for systemd to restart it.
+    pub max_restarts: u32,
+    pub restart_window_s: u32,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        let d = crate::capture::WatchdogSettings::default();
+        Self {
+            stall_s: d.stall.as_secs() as u32,
+            max_restarts: d.max_restarts,
+            restart_window_s: d.window.as_secs() as u32,
+        }
+    }
+}
+
 /// Validated, ready-to-use settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -170,6 +195,7 @@ pub struct Settings {
     pub precision: Precision,
     pub analysis: AnalysisSettings,
     pub ring_ms: u32,
+    pub watchdog: crate::capture::WatchdogSettings,
     /// The enabled outputs, in the order they are built.
     pub outputs: Vec<SinkSettings>,
 }
@@ -297,6 +323,31 @@ impl Loaded {
                 "must be between 100 and 60000",
             ));
         }
+        let w = &c.watchdog;
+        if !(1..=3600).contains(&w.stall_s) {
+            return Err(self.invalid(
+                "watchdog",
+                "stall_s",
+                w.stall_s,
+                "must be between 1 and 3600 (the default is 30)",
+            ));
+        }
+        if w.max_restarts > 1000 {
+            return Err(self.invalid(
+                "watchdog",
+                "max_restarts",
+                w.max_restarts,
+                "must be at most 1000 (the default is 5; 0 gives up at the first loss)",
+            ));
+        }
+        if !(1..=86_400).contains(&w.restart_window_s) {
+            return Err(self.invalid(
+                "watchdog",
+                "restart_window_s",
+                w.restart_window_s,
+                "must be between 1 and 86400 (the default is 600)",
+            ));
+        }
         match &c.source {
             SourceConfig::File { path, .. } if path.as_os_str().is_empty() => {
                 return Err(self.invalid("source", "path", "\"\"", "name an audio file"));
@@ -334,6 +385,11 @@ impl Loaded {
                 silence_dbfs: a.silence_dbfs,
             },
             ring_ms: c.capture.ring_ms,
+            watchdog: crate::capture::WatchdogSettings {
+                stall: std::time::Duration::from_secs(u64::from(w.stall_s)),
+                max_restarts: w.max_restarts,
+                window: std::time::Duration::from_secs(u64::from(w.restart_window_s)),
+            },
             outputs,
         })
     }
@@ -437,6 +493,33 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("e.toml:4: hop_ms = 0: must be between"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn watchdog_defaults_and_limits() {
+        let s = Loaded::defaults().validate().unwrap();
+        assert_eq!(s.watchdog, crate::capture::WatchdogSettings::default());
+        assert_eq!(s.watchdog.stall.as_secs(), 30);
+        let l = Loaded::parse("[watchdog]\nstall_s = 2\nmax_restarts = 0\n", "t").unwrap();
+        let w = l.validate().unwrap().watchdog;
+        assert_eq!(
+            (w.stall.as_secs(), w.max_restarts, w.window.as_secs()),
+            (2, 0, 600)
+        );
+        let err = Loaded::parse("[watchdog]\nstall_s = 0\n", "e.toml")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("e.toml:2:"), "{err}");
+        assert!(err.contains(": stall_s = 0: must be between 1"), "{err}");
+        let err = Loaded::parse("[watchdog]\nstall = 3\n", "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `stall`") && err.contains("stall_s"),
             "{err}"
         );
     }

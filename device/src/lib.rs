@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use earshot_protocol::{Emotions, InputState, MidLevel, Reading};
+use earshot_protocol::{Emotions, InputState, MidLevel, Reading, SourceState};
 use serde::Serialize;
 
 use capture::{AudioSource, CaptureError, Read};
@@ -143,8 +143,14 @@ pub fn run_reloadable(
     let model = load_model(settings.model_dir.as_deref(), settings.precision)?;
     let ps = pipeline_settings(&model, &settings.analysis)?;
     let mut pipeline = Pipeline::new(&model, ps, Arc::clone(&health))?;
-    let mut source = capture::open(&settings.source, settings.ring_ms, Arc::clone(&health))?;
-    let hello = pipeline.hello(&source.label());
+    let mut source = capture::Supervisor::start(
+        &settings.source,
+        settings.ring_ms,
+        Arc::clone(&health),
+        settings.watchdog,
+        shutdown,
+    )?;
+    let hello = pipeline.hello(source.label());
     let sinks = publish::build(
         &settings.outputs,
         &publish::SinkContext {
@@ -161,7 +167,9 @@ pub fn run_reloadable(
         hello.window_ms
     );
     // systemd (Type=notify): ready once readings can flow; the watchdog is
-    // fed per published reading, so a daemon that reads nothing gets restarted.
+    // fed per published reading, so a daemon that publishes nothing (a stuck
+    // model or loop) gets restarted. A lost input is the supervisor's: it
+    // publishes readings without audio, and exits when restarts do not help.
     let mut watchdog = notify::Watchdog::from_env();
     let status = format!("reading {} every {} ms", hello.source, hello.hop_ms);
     if let Err(e) = watchdog.notifier().ready(&status) {
@@ -189,12 +197,24 @@ pub fn run_reloadable(
             }
         }
     };
-    let result = drive(
-        source.as_mut(),
+    let mut shown = SourceState::Ok;
+    let result = listen(
+        &mut source,
         &mut pipeline,
         shutdown,
         &mut check_reload,
         &mut |step| {
+            let input = step.reading.health.input.state;
+            if input != shown {
+                shown = input;
+                let line = match input {
+                    SourceState::Ok => status.clone(),
+                    _ => format!("no audio from {}; reopening it", hello.source),
+                };
+                if let Err(e) = watchdog.notifier().status(&line) {
+                    tracing::debug!("{e}");
+                }
+            }
             fanout.publish(step.reading);
             watchdog.reading();
             if fanout.failure().is_some() {
@@ -215,6 +235,57 @@ pub fn run_reloadable(
         Some(message) => Err(PublishError::SinkFailed(message).into()),
         None => result.map(|_| next),
     }
+}
+
+/// Pumps the supervised input through `pipeline` until the end, shutdown or
+/// `stop`; while there is no input, publishes a reading without audio every
+/// hop, so that subscribers see why and the daemon is never silent.
+fn listen(
+    source: &mut capture::Supervisor,
+    pipeline: &mut Pipeline,
+    shutdown: &Shutdown,
+    stop: &mut dyn FnMut() -> bool,
+    out: &mut dyn FnMut(Step),
+) -> Result<(), Error> {
+    let hop = Duration::from_secs_f64(pipeline.settings().hop_ms() / 1000.0);
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut last_reading = Instant::now();
+    while !shutdown.is_set() && !stop() {
+        buf.clear();
+        let event = match source.next(&mut buf, shutdown) {
+            Ok(e) => e,
+            Err(e) => {
+                if source.state() == SourceState::Failed {
+                    // The subscribers' last word: the input failed.
+                    pipeline.gap(out);
+                }
+                return Err(e.into());
+            }
+        };
+        let mut made = false;
+        pipeline.push(&buf, &mut |s| {
+            made = true;
+            out(s)
+        })?;
+        match event {
+            capture::Event::End => {
+                pipeline.finish(out)?;
+                tracing::info!("end of input");
+                break;
+            }
+            capture::Event::Idle
+                if source.state() != SourceState::Ok && last_reading.elapsed() >= hop =>
+            {
+                pipeline.gap(out);
+                made = true;
+            }
+            _ => {}
+        }
+        if made {
+            last_reading = Instant::now();
+        }
+    }
+    Ok(())
 }
 
 /// Pumps audio from `source` through `pipeline` until the end or shutdown.

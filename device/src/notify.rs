@@ -4,8 +4,11 @@
 //! (a path, or an abstract name written with a leading `@`); the daemon sends
 //! `READY=1` once it serves readings and, under `WatchdogSec=`, `WATCHDOG=1`
 //! more often than that interval. earshotd sends `WATCHDOG=1` only when a
-//! reading has been published, so a daemon that runs but reads nothing (a
-//! microphone gone for good, a stuck model) is restarted by systemd.
+//! reading has been published, so a daemon that runs but publishes nothing
+//! (a stuck model or loop) is restarted by systemd. A lost microphone is not
+//! such a case: the capture supervisor (`capture::supervisor`) publishes
+//! readings without audio while it reopens the input, says so in `STATUS=`,
+//! and exits with an error when restarts do not help (`Restart=on-failure`).
 //! Outside systemd (`NOTIFY_SOCKET` unset) every call does nothing.
 
 use std::ffi::{OsStr, OsString};
@@ -100,6 +103,11 @@ impl Notifier {
     /// `READY=1`: start-up is done (with a status line for `systemctl status`).
     pub fn ready(&self, status: &str) -> io::Result<bool> {
         self.notify(&format!("READY=1\nSTATUS={}", one_line(status)))
+    }
+
+    /// `STATUS=`: what `systemctl status` shows (e.g. that the input is lost).
+    pub fn status(&self, status: &str) -> io::Result<bool> {
+        self.notify(&format!("STATUS={}", one_line(status)))
     }
 
     /// `STOPPING=1`: shutting down on purpose.

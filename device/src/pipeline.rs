@@ -227,6 +227,35 @@ impl Pipeline {
         }
     }
 
+    /// A reading without audio, for while the input is lost: subscribers
+    /// keep hearing from the daemon (the reading's health says why) and no
+    /// claim is made about the room: `silence` at the level floor, no
+    /// analysis, `stream_ms` standing still.
+    pub fn gap(&mut self, out: &mut dyn FnMut(Step)) {
+        let c = &mut self.core;
+        c.explainer.reset();
+        let reading = Reading {
+            seq: c.seq,
+            time_ms: now_ms(),
+            stream_ms: c.stream_ms(),
+            model_id: c.model_id.clone(),
+            state: InputState::Silence,
+            level_dbfs: gate::FLOOR_DBFS,
+            spectrum: vec![0.0; METER_BANDS],
+            analysis: None,
+            latency_ms: 0.0,
+            health: c.health.snapshot(),
+        };
+        c.seq += 1;
+        out(Step {
+            reading,
+            model_mid: [0.0; N_MID],
+            model_emotions: [0.0; N_EMO],
+            window_frames: 0,
+            full_window: false,
+        });
+    }
+
     /// End of input: a recording shorter than one window gets one reading
     /// over all of it (as the reference's `windows()` does), if none was due.
     pub fn finish(&mut self, out: &mut dyn FnMut(Step)) -> Result<(), ModelError> {
@@ -310,7 +339,23 @@ fn repair<'a>(samples: &'a [f32], scratch: &'a mut Vec<f32>, count: &mut Repaire
     scratch
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 impl Core {
+    /// The end of the frames so far in the input, ms.
+    fn stream_ms(&self) -> u64 {
+        let end_sample = match self.frames {
+            0 => 0,
+            n => frontend::FRAME_SIZE as u64 + frontend::HOP_SIZE as u64 * (n - 1),
+        };
+        end_sample * 1000 / u64::from(frontend::SAMPLE_RATE_HZ)
+    }
+
     fn on_column(&mut self, column: &[f32], out: &mut dyn FnMut(Step)) {
         // the samples this frame added: the whole first frame, then a hop each
         let new = if self.frames == 0 {
@@ -387,15 +432,10 @@ impl Core {
             .iter()
             .map(|&v| ((v / frames) as f32 / METER_FULL_SCALE).clamp(0.0, 1.0))
             .collect();
-        let end_sample =
-            frontend::FRAME_SIZE as u64 + frontend::HOP_SIZE as u64 * (self.frames - 1);
         let reading = Reading {
             seq: self.seq,
-            time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            stream_ms: end_sample * 1000 / u64::from(frontend::SAMPLE_RATE_HZ),
+            time_ms: now_ms(),
+            stream_ms: self.stream_ms(),
             model_id: self.model_id.clone(),
             state,
             level_dbfs,
@@ -567,6 +607,38 @@ mod tests {
             earshot_protocol::decode(&line).unwrap();
             assert!(s.reading.level_dbfs <= 20.0 * MAX_SAMPLE.log10() + 0.01);
         }
+    }
+
+    #[test]
+    fn a_gap_reading_claims_nothing_and_keeps_the_sequence() {
+        let m = model();
+        let settings = PipelineSettings::new(&m, 1000, None, 0, -60.0).unwrap();
+        let health = Arc::new(Counters::default());
+        health.set_input(earshot_protocol::SourceState::NoInput);
+        let mut p = Pipeline::new(&m, settings, Arc::clone(&health)).unwrap();
+        let mut steps = Vec::new();
+        p.push(&tone(3.0, 0.3), &mut |s| steps.push(s)).unwrap();
+        let before = steps.last().unwrap().reading.clone();
+        assert_eq!(before.state, InputState::Music);
+        p.gap(&mut |s| steps.push(s));
+        let gap = steps.last().unwrap().reading.clone();
+        assert_eq!(gap.seq, before.seq + 1);
+        assert_eq!(gap.state, InputState::Silence);
+        assert!(gap.analysis.is_none());
+        assert_eq!(gap.level_dbfs, gate::FLOOR_DBFS);
+        // the audio heard so far, and no more while there is none
+        assert!(gap.stream_ms >= before.stream_ms && gap.stream_ms <= 3000);
+        p.gap(&mut |s| steps.push(s));
+        assert_eq!(steps.last().unwrap().reading.stream_ms, gap.stream_ms);
+        assert_eq!(
+            gap.health.input.state,
+            earshot_protocol::SourceState::NoInput
+        );
+        // Audio after the gap goes on from where it was.
+        p.push(&tone(1.0, 0.3), &mut |s| steps.push(s)).unwrap();
+        let after = &steps.last().unwrap().reading;
+        assert_eq!(after.seq, gap.seq + 2);
+        assert!(after.stream_ms > gap.stream_ms);
     }
 
     #[test]

@@ -82,10 +82,28 @@ pub struct FileSource {
     /// Damaged packets since the last good one.
     bad_in_a_row: u64,
     done: bool,
+    /// A named pipe: its end means the writer went away, not the end of the music.
+    stream: bool,
+}
+
+/// Whether `path` is a named pipe (FIFO), following symlinks by name only:
+/// `/dev/stdin` and `/proc/self/fd/N` (a shell's pipe) end as files do.
+fn is_named_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::canonicalize(path)
+        .and_then(std::fs::symlink_metadata)
+        .is_ok_and(|m| m.file_type().is_fifo())
 }
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        Self::open_notify(path, &mut || {})
+    }
+
+    /// [`open`](Self::open), calling `connected` once the system has opened
+    /// the file: a named pipe waits for a writer before that (an input that
+    /// is absent), and for its data after it (an input that may stall).
+    pub fn open_notify(path: &Path, connected: &mut dyn FnMut()) -> Result<Self, CaptureError> {
         let format_err = |message: String| CaptureError::FileFormat {
             path: path.to_path_buf(),
             message,
@@ -94,6 +112,7 @@ impl FileSource {
             path: path.to_path_buf(),
             source,
         })?;
+        connected();
         let meta = file.metadata().ok();
         if meta.as_ref().is_some_and(|m| m.is_dir()) {
             return Err(format_err("it is a directory".into()));
@@ -116,7 +135,18 @@ impl FileSource {
                 check_rate(path, rate)?;
             }
         }
-        Self::decode(path, Box::new(file))
+        let mut source = Self::decode(path, Box::new(file))?;
+        source.stream = is_named_fifo(path);
+        Ok(source)
+    }
+
+    /// A named pipe's stream ended: its writer closed it, or the audio it
+    /// announced is over; the next writer is awaited.
+    fn writer_gone(&self) -> CaptureError {
+        CaptureError::Lost {
+            what: self.label(),
+            message: "the stream in the pipe ended".into(),
+        }
     }
 
     /// Audio held in memory (the built-in demo music); `name` stands for
@@ -168,6 +198,7 @@ impl FileSource {
             skipped_packets: 0,
             bad_in_a_row: 0,
             done: false,
+            stream: false,
         })
     }
 
@@ -189,6 +220,13 @@ impl FileSource {
                     return Ok(false)
                 }
                 Err(SymError::ResetRequired) => return Ok(false),
+                // The medium failed (a disk, a network share): it may come back.
+                Err(SymError::IoError(e)) => {
+                    return Err(CaptureError::Lost {
+                        what: self.label(),
+                        message: e.to_string(),
+                    })
+                }
                 Err(e) => {
                     return Err(CaptureError::FileDecode {
                         path: self.path.clone(),
@@ -262,11 +300,23 @@ impl AudioSource for FileSource {
 
     fn read(&mut self, out: &mut Vec<f32>, _shutdown: &Shutdown) -> Result<Read, CaptureError> {
         if self.done {
-            return Ok(Read::End);
+            return if self.stream {
+                Err(self.writer_gone())
+            } else {
+                Ok(Read::End)
+            };
         }
         let start = out.len();
         while out.len() - start < BLOCK {
             if !self.decode_next()? {
+                if self.stream {
+                    self.done = true;
+                    return if out.len() > start {
+                        Ok(Read::Audio)
+                    } else {
+                        Err(self.writer_gone())
+                    };
+                }
                 self.resampler.flush(out)?;
                 self.done = true;
                 if self.skipped_packets > 0 {

@@ -2,8 +2,9 @@
 //!
 //! The audio callback mixes each frame down to mono and pushes it into a
 //! lock-free SPSC ring (rtrb); a full ring drops the sample and counts it.
-//! The pipeline thread pops from the ring, resamples to the model rate and
-//! reopens the device if it disappears (counted as a reconnect).
+//! The pipeline side pops from the ring and resamples to the model rate. A
+//! device that disappears makes `read` fail with [`CaptureError::Lost`];
+//! reopening it is the [`Supervisor`](super::Supervisor)'s job.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,8 +21,6 @@ use crate::Shutdown;
 
 /// How long `read` waits for audio before returning to check shutdown.
 const POLL: Duration = Duration::from_millis(10);
-/// Wait between attempts to reopen a lost device.
-const REOPEN_EVERY: Duration = Duration::from_secs(2);
 
 /// An input device as `earshotd devices` lists it.
 #[derive(Debug, Clone)]
@@ -136,10 +135,7 @@ struct Open {
 pub struct LiveSource {
     name: String,
     label: String,
-    ring_ms: u32,
-    health: Arc<Counters>,
-    open: Option<Open>,
-    last_attempt: Instant,
+    open: Open,
     scratch: Vec<f32>,
 }
 
@@ -152,29 +148,9 @@ impl LiveSource {
         Ok(Self {
             name: name.into(),
             label,
-            ring_ms,
-            health,
-            open: Some(open),
-            last_attempt: Instant::now(),
+            open,
             scratch: Vec::with_capacity(SAMPLE_RATE_HZ as usize),
         })
-    }
-
-    fn reopen(&mut self) {
-        if self.last_attempt.elapsed() < REOPEN_EVERY {
-            return;
-        }
-        self.last_attempt = Instant::now();
-        match find_device(&self.name)
-            .and_then(|d| start(&d, &self.name, self.ring_ms, &self.health))
-        {
-            Ok(open) => {
-                Counters::bump(&self.health.reconnects);
-                tracing::info!("input device {:?} is back", self.name);
-                self.open = Some(open);
-            }
-            Err(e) => tracing::debug!("input device {:?} still missing: {e}", self.name),
-        }
     }
 }
 
@@ -322,27 +298,17 @@ impl AudioSource for LiveSource {
 
     fn read(&mut self, out: &mut Vec<f32>, shutdown: &Shutdown) -> Result<Read, CaptureError> {
         let deadline = Instant::now() + Duration::from_millis(200);
+        let open = &mut self.open;
         loop {
             if shutdown.is_set() {
                 return Ok(Read::Audio);
             }
-            let Some(open) = self.open.as_mut() else {
-                self.reopen();
-                shutdown.sleep(POLL * 10);
-                if Instant::now() > deadline {
-                    return Ok(Read::Audio);
-                }
-                continue;
-            };
             if open.flags.lost.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    "input device {:?} was lost; reopening every {REOPEN_EVERY:?}",
-                    self.name
-                );
                 let _ = open.stream.pause();
-                self.open = None;
-                self.last_attempt = Instant::now();
-                continue;
+                return Err(CaptureError::Lost {
+                    what: format!("{} (device {:?})", self.label, self.name),
+                    message: "the device is no longer available (unplugged?)".into(),
+                });
             }
             let n = open.consumer.slots();
             if n > 0 {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod file;
 pub mod live;
 pub mod resample;
+pub mod supervisor;
 pub mod synth;
 
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ use crate::config::SourceConfig;
 use crate::frontend::SAMPLE_RATE_HZ;
 use crate::health::Counters;
 use crate::Shutdown;
+
+pub use supervisor::{Backoff, Event, Supervisor, Watchdog, WatchdogSettings};
 
 /// Why audio could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,29 @@ pub enum CaptureError {
     Device { name: String, message: String },
     #[error("resampling from {from_hz} Hz: {message}")]
     Resample { from_hz: u32, message: String },
+    /// The input went away while running (a device unplugged, a stream's
+    /// writer gone, a read error): it may come back, so it is reopened.
+    #[error("input {what} lost: {message}")]
+    Lost { what: String, message: String },
+    /// The input kept failing: the watchdog gives up.
+    #[error(
+        "input {what} failed {failures} times within {window_s} s (last: {last}); giving up \
+         so that the service manager restarts earshotd ([watchdog] max_restarts, \
+         restart_window_s)"
+    )]
+    GaveUp {
+        what: String,
+        failures: u32,
+        window_s: u64,
+        last: String,
+    },
+}
+
+impl CaptureError {
+    /// Whether reopening the input may help: it was lost, not unreadable.
+    pub fn is_loss(&self) -> bool {
+        matches!(self, CaptureError::Lost { .. })
+    }
 }
 
 /// What one `read` produced.
@@ -77,10 +103,25 @@ pub fn open(
     ring_ms: u32,
     health: Arc<Counters>,
 ) -> Result<Box<dyn AudioSource>, CaptureError> {
+    open_notify(source, ring_ms, health, &mut || {})
+}
+
+/// [`open`], calling `connected` once the input exists: a named pipe may
+/// wait for a writer before that ([`file::FileSource::open_notify`]); other
+/// sources are there or fail at once.
+pub fn open_notify(
+    source: &SourceConfig,
+    ring_ms: u32,
+    health: Arc<Counters>,
+    connected: &mut dyn FnMut(),
+) -> Result<Box<dyn AudioSource>, CaptureError> {
+    if !matches!(source, SourceConfig::File { .. }) {
+        connected();
+    }
     Ok(match source {
         SourceConfig::Demo {} => Box::new(Paced::new(demo::Demo::open()?)),
         SourceConfig::File { path, realtime } => {
-            let f = file::FileSource::open(path)?;
+            let f = file::FileSource::open_notify(path, connected)?;
             if *realtime {
                 Box::new(Paced::new(f))
             } else {
