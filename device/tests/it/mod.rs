@@ -1,6 +1,7 @@
 mod analyze;
 mod bad_input;
 mod capture;
+mod faults;
 mod history;
 mod hostile;
 mod lights;

@@ -167,6 +167,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id (to signal it or change its limits).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr_lines.lock().unwrap().join("\n")
     }
