@@ -170,4 +170,35 @@ mod tests {
         x.reset();
         assert_eq!(x.analyse([0.25; N_MID]).mid_level.articulation, 0.25);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Smoothing is a running mean: each published value stays within the
+        /// range of the raw values seen since the last reset, and the
+        /// explanation adds up to the emotion for any input.
+        #[test]
+        fn smoothing_stays_within_its_inputs(
+            steps in proptest::collection::vec(proptest::array::uniform7(-0.5f32..1.5), 1..60),
+            smoothing_ms in 0u32..20_000,
+        ) {
+            let mut x = Explainer::new(linear(), 990.0, smoothing_ms);
+            let mut lo = [f32::INFINITY; N_MID];
+            let mut hi = [f32::NEG_INFINITY; N_MID];
+            for mid in steps {
+                for m in 0..N_MID {
+                    lo[m] = lo[m].min(mid[m]);
+                    hi[m] = hi[m].max(mid[m]);
+                }
+                let a = x.analyse(mid);
+                for (m, v) in a.mid_level.to_array().into_iter().enumerate() {
+                    proptest::prop_assert!(v.is_finite());
+                    proptest::prop_assert!(v >= lo[m] - 1e-6 && v <= hi[m] + 1e-6, "{v} not in {}..{}", lo[m], hi[m]);
+                }
+                for (total, value) in a.explanation.to_array().iter().map(Explanation::total).zip(a.emotions.to_array()) {
+                    proptest::prop_assert_eq!(total, value);
+                }
+            }
+        }
+    }
 }

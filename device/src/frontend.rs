@@ -427,4 +427,39 @@ mod tests {
         }
         assert_eq!(whole, streamed);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any finite input, however loud, quiet or odd (the capture path
+        /// clamps to [-1, 1], but the front end must not depend on it), gives
+        /// finite, non-negative columns, and how the samples are split into
+        /// pushes changes nothing.
+        #[test]
+        fn finite_in_finite_out_whatever_the_chunking(
+            samples in proptest::collection::vec(
+                proptest::prop_oneof![
+                    -1f32..1.0,
+                    -1e-6f32..1e-6,
+                    proptest::sample::select(vec![0.0f32, 1.0, -1.0, 1e6, -1e6, f32::MIN_POSITIVE]),
+                ],
+                FRAME_SIZE..FRAME_SIZE + 6 * HOP_SIZE,
+            ),
+            cuts in proptest::collection::vec(1usize..3000, 0..6),
+        ) {
+            let whole = spectrogram(&samples);
+            proptest::prop_assert_eq!(whole.len(), n_frames(samples.len()) * N_BANDS);
+            proptest::prop_assert!(whole.iter().all(|v| v.is_finite() && *v >= 0.0));
+            let mut fe = Frontend::new();
+            let mut chunked = Vec::new();
+            let mut rest = samples.as_slice();
+            for cut in cuts {
+                let (a, b) = rest.split_at(cut.min(rest.len()));
+                fe.push(a, |col, _| chunked.extend_from_slice(col));
+                rest = b;
+            }
+            fe.push(rest, |col, _| chunked.extend_from_slice(col));
+            proptest::prop_assert_eq!(chunked, whole);
+        }
+    }
 }
