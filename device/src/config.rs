@@ -1,7 +1,7 @@
 //! The daemon's configuration: one serde tree read from TOML, then checked
 //! once into [`Settings`] before anything starts (parse, then validate).
 //!
-//! Every table denies unknown keys, and every error names `file:line` and the
+//! Every table denies unknown keys, and every error names `file:line:column` and the
 //! field. Command-line flags are applied to the parsed tree before validation,
 //! so they are checked by the same code. Units are in field names.
 
@@ -29,25 +29,28 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {message}", location(.origin, *.line))]
+    #[error("{}: {message}", location(.origin, *.at))]
     Parse {
         origin: String,
-        line: Option<usize>,
+        /// 1-based line and column.
+        at: Option<(usize, usize)>,
         message: String,
     },
-    #[error("{}: {field} = {value}: {message}", location(.origin, *.line))]
+    #[error("{}: {field} = {value}: {message}", location(.origin, *.at))]
     Invalid {
         origin: String,
-        line: Option<usize>,
+        /// 1-based line and column of the key.
+        at: Option<(usize, usize)>,
         field: &'static str,
         value: String,
         message: String,
     },
 }
 
-fn location(origin: &str, line: Option<usize>) -> String {
-    match line {
-        Some(line) => format!("{origin}:{line}"),
+/// `file:line:column`, as compilers and editors write it.
+fn location(origin: &str, at: Option<(usize, usize)>) -> String {
+    match at {
+        Some((line, column)) => format!("{origin}:{line}:{column}"),
         None => origin.to_string(),
     }
 }
@@ -249,7 +252,7 @@ impl Loaded {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)),
+            at: e.span().map(|s| position(text, s.start)),
             message: e.message().trim().replace('\n', " "),
         })?;
         Ok(Self {
@@ -396,7 +399,7 @@ impl Loaded {
 }
 
 /// Where a config came from, for the checks each table makes of itself:
-/// errors name `file:line` and the key.
+/// errors name `file:line:column` and the key.
 #[derive(Debug, Clone, Copy)]
 pub struct Check<'a> {
     origin: &'a str,
@@ -414,7 +417,7 @@ impl Check<'_> {
     ) -> ConfigError {
         ConfigError::Invalid {
             origin: self.origin.to_string(),
-            line: locate(self.text, section, key),
+            at: locate(self.text, section, key),
             field: key,
             value: value.to_string(),
             message: message.into(),
@@ -422,13 +425,22 @@ impl Check<'_> {
     }
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// 1-based line and column (in characters) of a byte offset.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
 }
 
-/// Line of `key = ...` inside `[section]`, if the file sets it.
-fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
+/// Line and column of `key = ...` inside `[section]`, if the file sets it.
+fn locate(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
     let mut current = String::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -443,7 +455,8 @@ fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
         if (current == section && k == key)
             || (current.is_empty() && k == format!("{section}.{key}"))
         {
-            return Some(i + 1);
+            let indent = raw.chars().take_while(|c| c.is_whitespace()).count();
+            return Some((i + 1, indent + 1));
         }
     }
     None
@@ -477,10 +490,23 @@ mod tests {
         let text = "[analysis]\nhop_ms = 500\n\n[server]\nhots = \"x\"\n";
         let err = Loaded::parse(text, "earshot.toml").unwrap_err().to_string();
         assert!(
-            err.starts_with("earshot.toml:5: unknown field `hots`"),
+            err.starts_with("earshot.toml:5:1: unknown field `hots`"),
             "{err}"
         );
         assert!(err.contains("client_queue"), "{err}");
+        // the column points into the line, counted in characters
+        let text = "[analysis]\n  hop_ms = \"é\"\n";
+        let err = Loaded::parse(text, "e.toml").unwrap_err().to_string();
+        assert!(err.starts_with("e.toml:2:12: "), "{err}");
+        let text = "[analysis]\n  hop_ms = 0\n";
+        let err = Loaded::parse(text, "e.toml")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("e.toml:2:3: hop_ms = 0"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -492,7 +518,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("e.toml:4: hop_ms = 0: must be between"),
+            err.starts_with("e.toml:4:1: hop_ms = 0: must be between"),
             "{err}"
         );
     }

@@ -135,7 +135,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("earshot.toml:3: preset = \"disco\": not a preset"),
+            err.starts_with("earshot.toml:3:1: preset = \"disco\": not a preset"),
             "{err}"
         );
     }

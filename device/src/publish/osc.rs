@@ -224,8 +224,8 @@ mod tests {
         assert_eq!(s.targets, vec!["127.0.0.1:9000".parse().unwrap()]);
         assert_eq!(osc("[osc]\n").unwrap(), None);
         let err = osc("[osc]\ntargets = [\"nowhere\"]\n").unwrap_err();
-        assert!(err.starts_with("t:2: targets = \"nowhere\""), "{err}");
+        assert!(err.starts_with("t:2:1: targets = \"nowhere\""), "{err}");
         let err = osc("[osc]\ntargets = [\"127.0.0.1:9000\"]\nprefix = \"a/\"\n").unwrap_err();
-        assert!(err.starts_with("t:3: prefix"), "{err}");
+        assert!(err.starts_with("t:3:1: prefix"), "{err}");
     }
 }

@@ -208,13 +208,16 @@ fn config_errors_name_file_line_and_field() {
     assert_clean_failure(
         &out,
         &[
-            &format!("{}:5: unknown field `hots`", cfg.display()),
+            &format!("{}:5:1: unknown field `hots`", cfg.display()),
             "expected one of",
         ],
     );
     std::fs::write(&cfg, "[analysis]\nsilence_dbfs = 10\n").unwrap();
     let out = run(earshotd().arg("--config").arg(&cfg), LIMIT);
-    assert_clean_failure(&out, &[&format!("{}:2: silence_dbfs = 10", cfg.display())]);
+    assert_clean_failure(
+        &out,
+        &[&format!("{}:2:1: silence_dbfs = 10", cfg.display())],
+    );
     let out = run(
         earshotd().args(["--config", "/nonexistent/earshot.toml"]),
         LIMIT,

@@ -372,7 +372,7 @@ fn socket_mode_and_group_are_applied() {
     assert_clean_failure(
         &out,
         &[
-            &format!("{}:3: socket_group", cfg.display()),
+            &format!("{}:3:1: socket_group", cfg.display()),
             "no such group",
         ],
     );
@@ -441,7 +441,7 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_bad() {
     d.signal("HUP");
     let error = d.wait_stderr("reloading the config failed", Duration::from_secs(10));
     assert!(
-        error.contains(&format!("{}:2: hop_ms = 0", cfg.display())),
+        error.contains(&format!("{}:2:1: hop_ms = 0", cfg.display())),
         "{error}"
     );
     for _ in 0..2 {

@@ -325,31 +325,31 @@ mod tests {
         for (text, start) in [
             (
                 "[mqtt]\nurl = \"http://x\"\n",
-                "t:2: url = \"http://x\": use mqtt://",
+                "t:2:1: url = \"http://x\": use mqtt://",
             ),
             (
                 "[mqtt]\nurl = \"mqtt://x:0\"\n",
-                "t:2: url = \"mqtt://x:0\": the port",
+                "t:2:1: url = \"mqtt://x:0\": the port",
             ),
             (
                 "[mqtt]\nurl = \"mqtt://u:p@x\"\n",
-                "t:2: url = \"mqtt://u:p@x\": put credentials",
+                "t:2:1: url = \"mqtt://u:p@x\": put credentials",
             ),
             (
                 "[mqtt]\nurl = \"x\"\nqos = 2\n",
-                "t:3: qos = 2: must be 0 or 1",
+                "t:3:1: qos = 2: must be 0 or 1",
             ),
             (
                 "[mqtt]\nurl = \"x\"\ndevice_id = \"a b\"\n",
-                "t:3: device_id = \"a b\"",
+                "t:3:1: device_id = \"a b\"",
             ),
             (
                 "[mqtt]\nurl = \"x\"\ntopic_prefix = \"a/#\"\n",
-                "t:3: topic_prefix",
+                "t:3:1: topic_prefix",
             ),
             (
                 "[mqtt]\nurl = \"mqtts://x\"\nca_file = \"/nonexistent.pem\"\n",
-                "t:3: ca_file",
+                "t:3:1: ca_file",
             ),
         ] {
             let err = mqtt(text).unwrap_err();

@@ -275,7 +275,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("t:2: socket_mode = \"rw\": not an octal"),
+            err.starts_with("t:2:1: socket_mode = \"rw\": not an octal"),
             "{err}"
         );
         let err = Loaded::parse("[server]\nsocket_group = \"no-such-group-x\"\n", "t")
@@ -307,7 +307,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("t:2: token_file = "), "{err}");
+        assert!(err.starts_with("t:2:1: token_file = "), "{err}");
         assert!(err.contains("at least 16 characters"), "{err}");
         assert!(!err.contains("abc"), "the token is not shown: {err}");
         let err = Loaded::parse(&cfg(&dir.join("missing")), "t")
@@ -326,7 +326,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("t:2: max_clients = 0"), "{err}");
+        assert!(err.starts_with("t:2:1: max_clients = 0"), "{err}");
         let s = Loaded::defaults().validate().unwrap();
         let s = s.server().unwrap();
         assert_eq!(s.max_clients, DEFAULT_MAX_CLIENTS);
@@ -339,7 +339,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("t:2: tcp = \"localhost\""), "{err}");
+        assert!(err.starts_with("t:2:1: tcp = \"localhost\""), "{err}");
         let s = Loaded::parse("[server]\ntcp = \"\"\nunix_socket = \"\"\n", "t")
             .unwrap()
             .validate()
