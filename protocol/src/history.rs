@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DecodeError, Values, VersionProbe, VERSION};
+use crate::{DecodeError, Emotions, MidLevel, Values, VersionProbe, VERSION};
 
 /// The daemon keeps one row per minute; a bucket is whole minutes.
 pub const MINUTE_MS: u64 = 60_000;
@@ -109,6 +109,65 @@ impl History {
     }
 }
 
+/// Buckets merged into ones of `bucket_ms` (aligned to the epoch, so that
+/// hours are UTC hours), oldest first: readings add up, and means are
+/// weighted by each bucket's readings with music. `buckets` must be oldest
+/// first, as the daemon sends them.
+pub fn merge(buckets: &[HistoryBucket], bucket_ms: u64) -> Vec<HistoryBucket> {
+    const N: usize = Emotions::<f32>::LEN + MidLevel::<f32>::LEN;
+    let bucket_ms = bucket_ms.max(1);
+    // (bucket, readings with music, weighted sums of emotions then mid-level)
+    let mut out: Vec<(HistoryBucket, f64, [f64; N])> = Vec::new();
+    for b in buckets {
+        let start = b.start_ms - b.start_ms % bucket_ms;
+        if out.last().is_none_or(|(m, _, _)| m.start_ms != start) {
+            let empty = HistoryBucket {
+                start_ms: start,
+                readings: 0,
+                music_share: 0.0,
+                means: None,
+            };
+            out.push((empty, 0.0, [0.0; N]));
+        }
+        let Some((m, music, sums)) = out.last_mut() else {
+            continue;
+        };
+        m.readings = m.readings.saturating_add(b.readings);
+        let share = if b.music_share.is_finite() {
+            b.music_share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let w = f64::from(b.readings) * f64::from(share);
+        if let (Some(v), true) = (&b.means, w > 0.0) {
+            let values = v
+                .emotions
+                .to_array()
+                .into_iter()
+                .chain(v.mid_level.to_array());
+            for (s, x) in sums.iter_mut().zip(values) {
+                *s += w * f64::from(x);
+            }
+            *music += w;
+        }
+    }
+    out.into_iter()
+        .map(|(mut m, music, sums)| {
+            m.music_share = (music / f64::from(m.readings.max(1))) as f32;
+            if music > 0.0 {
+                let mean = |i: usize| (sums[i] / music) as f32;
+                m.means = Some(Values {
+                    emotions: Emotions::from_array(std::array::from_fn(mean)),
+                    mid_level: MidLevel::from_array(std::array::from_fn(|i| {
+                        mean(Emotions::<f32>::LEN + i)
+                    })),
+                });
+            }
+            m
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +227,43 @@ mod tests {
         let line = encode_line(&Message::History(h.clone()));
         assert!(line.starts_with("{\"v\":1,\"type\":\"history\",\"span_ms\":3600000,"));
         assert_eq!(decode(&line).unwrap(), Message::History(h));
+    }
+
+    #[test]
+    fn merging_weights_means_by_music() {
+        let bucket = |start_ms: u64, readings: u32, music_share: f32, valence: f32| HistoryBucket {
+            start_ms,
+            readings,
+            music_share,
+            means: (music_share > 0.0).then(|| Values {
+                emotions: Emotions::from_array([valence, 0.2, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0]),
+                mid_level: MidLevel::from_array([0.5; 7]),
+            }),
+        };
+        let h0 = 1_800_000_000_000u64; // a whole hour
+        let q = 900_000;
+        let hours = merge(
+            &[
+                bucket(h0, 900, 1.0, 0.9),
+                bucket(h0 + q, 900, 0.5, 0.3),
+                bucket(h0 + 2 * q, 900, 0.0, 0.0),
+                bucket(h0 + 3_600_000, 900, 1.0, 0.4),
+                // a hostile share counts as no music, not as a weight
+                bucket(h0 + 3_600_000 + q, 900, -3.0, 99.0),
+            ],
+            3_600_000,
+        );
+        assert_eq!(hours.len(), 2);
+        assert_eq!(hours[0].readings, 2700);
+        assert!((hours[0].music_share - 0.5).abs() < 1e-6);
+        let m = hours[0].means.as_ref().unwrap();
+        assert!((m.emotions.valence - 0.7).abs() < 1e-6);
+        assert!((m.mid_level.minorness - 0.5).abs() < 1e-6);
+        assert_eq!(hours[1].readings, 1800);
+        assert!((hours[1].means.as_ref().unwrap().emotions.valence - 0.4).abs() < 1e-6);
+        let quiet = merge(&[bucket(h0, 60, 0.0, 0.0)], 3_600_000);
+        assert!(quiet[0].means.is_none());
+        assert_eq!(quiet[0].music_share, 0.0);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub(super) fn draw_history(frame: &mut Frame, area: Rect, app: &App, theme: &The
         chart,
     );
 
-    let hours = by_hour(&history.buckets);
+    let hours = earshot_protocol::history::merge(&history.buckets, HOUR_MS);
     let mut rows = vec![Line::styled(
         "hour   music  dominant  valence  energy  tension",
         theme.label(),
@@ -197,52 +197,6 @@ fn hh_mm(ms: u64) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
-/// Buckets merged by UTC hour, means weighted by their readings with music.
-fn by_hour(buckets: &[HistoryBucket]) -> Vec<HistoryBucket> {
-    let mut out: Vec<(HistoryBucket, f64, [f64; 15])> = Vec::new();
-    for b in buckets {
-        let start = b.start_ms - b.start_ms % HOUR_MS;
-        if out.last().is_none_or(|(h, _, _)| h.start_ms != start) {
-            let empty = HistoryBucket {
-                start_ms: start,
-                readings: 0,
-                music_share: 0.0,
-                means: None,
-            };
-            out.push((empty, 0.0, [0.0; 15]));
-        }
-        let Some((h, music, sums)) = out.last_mut() else {
-            continue;
-        };
-        h.readings = h.readings.saturating_add(b.readings);
-        let w = f64::from(b.readings) * f64::from(clamp01(b.music_share));
-        if let (Some(m), true) = (&b.means, w > 0.0) {
-            let values = m
-                .emotions
-                .to_array()
-                .into_iter()
-                .chain(m.mid_level.to_array());
-            for (s, v) in sums.iter_mut().zip(values) {
-                *s += w * f64::from(clamp01(v));
-            }
-            *music += w;
-        }
-    }
-    out.into_iter()
-        .map(|(mut h, music, sums)| {
-            h.music_share = (music / f64::from(h.readings.max(1))) as f32;
-            if music > 0.0 {
-                let mean = |i: usize| (sums[i] / music) as f32;
-                h.means = Some(Values {
-                    emotions: Emotions::from_array(std::array::from_fn(mean)),
-                    mid_level: MidLevel::from_array(std::array::from_fn(|i| mean(8 + i))),
-                });
-            }
-            h
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,24 +211,6 @@ mod tests {
                 mid_level: MidLevel::from_array([0.5; 7]),
             }),
         }
-    }
-
-    #[test]
-    fn hours_weight_buckets_by_their_music() {
-        let h0 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS;
-        let q = HOUR_MS / 4;
-        let hours = by_hour(&[
-            bucket(h0, 900, 1.0, 0.9),
-            bucket(h0 + q, 900, 0.5, 0.3),
-            bucket(h0 + 2 * q, 900, 0.0, 0.0),
-            bucket(h0 + HOUR_MS, 900, 1.0, 0.4),
-        ]);
-        assert_eq!(hours.len(), 2);
-        assert_eq!(hours[0].readings, 2700);
-        assert!((hours[0].music_share - 0.5).abs() < 1e-6);
-        let v = hours[0].means.as_ref().unwrap().emotions.valence;
-        assert!((v - 0.7).abs() < 1e-6, "{v}");
-        assert!((hours[1].means.as_ref().unwrap().emotions.valence - 0.4).abs() < 1e-6);
     }
 
     #[test]

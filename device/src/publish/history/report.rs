@@ -7,7 +7,9 @@ use std::path::Path;
 
 use earshot_protocol::{Emotions, History, HistoryBucket, MidLevel, Values};
 
-use super::store::{Minute, Store, N_VALUES};
+#[cfg(test)]
+use super::store::N_VALUES;
+use super::store::{Minute, Store};
 
 pub const HOUR_MS: u64 = 3_600_000;
 
@@ -15,49 +17,24 @@ pub const HOUR_MS: u64 = 3_600_000;
 /// hours are UTC hours), means weighted by each minute's music readings.
 /// Buckets without a minute are left out.
 pub fn buckets(minutes: &[Minute], bucket_ms: u64) -> Vec<HistoryBucket> {
-    let bucket = i64::try_from(bucket_ms.max(1)).unwrap_or(i64::MAX);
-    let mut out: Vec<HistoryBucket> = Vec::new();
-    let mut sums = [0f64; N_VALUES];
-    let mut music = 0u32;
-    let flush = |out: &mut Vec<HistoryBucket>, sums: &mut [f64; N_VALUES], music: &mut u32| {
-        if let Some(b) = out.last_mut() {
-            b.music_share = *music as f32 / b.readings.max(1) as f32;
-            if *music > 0 {
-                let mean = |i: usize| (sums[i] / f64::from(*music)) as f32;
-                b.means = Some(Values {
+    let per_minute: Vec<HistoryBucket> = minutes
+        .iter()
+        .map(|m| HistoryBucket {
+            start_ms: u64::try_from(m.start_ms).unwrap_or(0),
+            readings: m.readings,
+            music_share: m.music as f32 / m.readings.max(1) as f32,
+            means: m.values.as_ref().map(|v| {
+                let mean = |i: usize| v[i].0;
+                Values {
                     emotions: Emotions::from_array(std::array::from_fn(mean)),
                     mid_level: MidLevel::from_array(std::array::from_fn(|i| {
                         mean(Emotions::<f32>::LEN + i)
                     })),
-                });
-            }
-        }
-        *sums = [0.0; N_VALUES];
-        *music = 0;
-    };
-    for m in minutes {
-        let start = u64::try_from(m.start_ms - m.start_ms.rem_euclid(bucket)).unwrap_or(0);
-        if out.last().is_none_or(|b| b.start_ms != start) {
-            flush(&mut out, &mut sums, &mut music);
-            out.push(HistoryBucket {
-                start_ms: start,
-                readings: 0,
-                music_share: 0.0,
-                means: None,
-            });
-        }
-        if let Some(b) = out.last_mut() {
-            b.readings = b.readings.saturating_add(m.readings);
-        }
-        if let Some(v) = &m.values {
-            for (s, (mean, _, _)) in sums.iter_mut().zip(v.iter()) {
-                *s += f64::from(*mean) * f64::from(m.music);
-            }
-            music = music.saturating_add(m.music);
-        }
-    }
-    flush(&mut out, &mut sums, &mut music);
-    out
+                }
+            }),
+        })
+        .collect();
+    earshot_protocol::history::merge(&per_minute, bucket_ms)
 }
 
 /// The history of the last `span_ms` before `now_ms` in the database at
