@@ -253,26 +253,31 @@ fn read_loop(
         return;
     }
     let mut kept: Option<Vec<f32>> = None;
-    while !stop.is_set() {
+    let last = loop {
+        if stop.is_set() {
+            return;
+        }
         let mut buf = kept
             .take()
             .or_else(|| spare.try_recv().ok())
             .unwrap_or_else(|| Vec::with_capacity(16 * 1024));
         buf.clear();
-        let msg = match source.read(&mut buf, stop) {
-            Ok(Read::Audio) if buf.is_empty() => {
-                kept = Some(buf);
-                continue;
+        match source.read(&mut buf, stop) {
+            Ok(Read::Audio) if buf.is_empty() => kept = Some(buf),
+            Ok(Read::Audio) => {
+                if tx.send(Msg::Audio(buf)).is_err() {
+                    return;
+                }
             }
-            Ok(Read::Audio) => Msg::Audio(buf),
-            Ok(Read::End) => Msg::End,
-            Err(e) => Msg::Failed(e),
-        };
-        let last = !matches!(msg, Msg::Audio(_));
-        if tx.send(msg).is_err() || last {
-            return;
+            Ok(Read::End) => break Msg::End,
+            Err(e) => break Msg::Failed(e),
         }
-    }
+    };
+    // Let go of the input before saying so: a pipe's next writer must not
+    // find this reader still open, write into it and lose what it wrote
+    // when it closes.
+    drop(source);
+    let _ = tx.send(last);
 }
 
 enum Phase {
