@@ -9,7 +9,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -50,6 +50,44 @@ fn wav_declared_rate(head: &[u8]) -> Option<u32> {
         at = body.checked_add(len)?.checked_add(len % 2)?;
     }
     None
+}
+
+/// The start of a stream, up to the end of a WAV header's `fmt ` chunk (at
+/// most [`WAV_HEADER_SCAN`] bytes), or its first 12 bytes when it is not a
+/// WAV: no more than that, so that a live pipe is not held up.
+fn read_wav_head(r: &mut impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    fn fill(r: &mut impl std::io::Read, head: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
+        while head.len() < n {
+            if r.by_ref().take((n - head.len()) as u64).read_to_end(head)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+    let mut head = Vec::new();
+    fill(r, &mut head, 12)?;
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return Ok(head);
+    }
+    let mut at = 12usize;
+    while at + 8 <= WAV_HEADER_SCAN {
+        fill(r, &mut head, at + 8)?;
+        if head.len() < at + 8 {
+            break;
+        }
+        let len =
+            u32::from_le_bytes([head[at + 4], head[at + 5], head[at + 6], head[at + 7]]) as usize;
+        if &head[at..at + 4] == b"fmt " {
+            fill(r, &mut head, (at + 16).min(WAV_HEADER_SCAN))?;
+            break;
+        }
+        at = at
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len % 2);
+        fill(r, &mut head, at.min(WAV_HEADER_SCAN))?;
+    }
+    Ok(head)
 }
 
 /// Rejects a sample rate outside [`MIN_RATE_HZ`, `MAX_RATE_HZ`].
@@ -117,25 +155,28 @@ impl FileSource {
         if meta.as_ref().is_some_and(|m| m.is_dir()) {
             return Err(format_err("it is a directory".into()));
         }
-        if meta.as_ref().is_some_and(|m| m.is_file()) {
-            // The WAV reader trusts the header's rate (0 Hz panics inside it), so
-            // look before handing the file over; other formats are checked below.
-            let mut head = Vec::with_capacity(WAV_HEADER_SCAN);
-            let read = (&mut file)
-                .take(WAV_HEADER_SCAN as u64)
-                .read_to_end(&mut head)
-                .and_then(|_| file.seek(SeekFrom::Start(0)));
-            if let Err(source) = read {
-                return Err(CaptureError::FileOpen {
+        // The WAV reader trusts the header's rate (0 Hz panics inside it), so
+        // look before handing the audio over; other formats are checked later.
+        let head = read_wav_head(&mut file).map_err(|source| CaptureError::FileOpen {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(rate) = wav_declared_rate(&head) {
+            check_rate(path, rate)?;
+        }
+        let media: Box<dyn MediaSource> = if meta.as_ref().is_some_and(|m| m.is_file()) {
+            // a file: back to its start, and it stays seekable
+            file.seek(SeekFrom::Start(0))
+                .map_err(|source| CaptureError::FileOpen {
                     path: path.to_path_buf(),
                     source,
-                });
-            }
-            if let Some(rate) = wav_declared_rate(&head) {
-                check_rate(path, rate)?;
-            }
-        }
-        let mut source = Self::decode(path, Box::new(file))?;
+                })?;
+            Box::new(file)
+        } else {
+            // a pipe or a device: what was read, then the rest
+            Box::new(ReadOnlySource::new(std::io::Cursor::new(head).chain(file)))
+        };
+        let mut source = Self::decode(path, media)?;
         source.stream = is_named_fifo(path);
         Ok(source)
     }
@@ -151,8 +192,16 @@ impl FileSource {
 
     /// Audio held in memory (the built-in demo music); `name` stands for
     /// the path in labels and errors, and its extension hints the format.
-    pub fn from_bytes(name: &str, bytes: &'static [u8]) -> Result<Self, CaptureError> {
-        Self::decode(Path::new(name), Box::new(std::io::Cursor::new(bytes)))
+    pub fn from_bytes<T>(name: &str, bytes: T) -> Result<Self, CaptureError>
+    where
+        T: AsRef<[u8]> + Send + Sync + 'static,
+    {
+        let path = Path::new(name);
+        let head = &bytes.as_ref()[..bytes.as_ref().len().min(WAV_HEADER_SCAN)];
+        if let Some(rate) = wav_declared_rate(head) {
+            check_rate(path, rate)?;
+        }
+        Self::decode(path, Box::new(std::io::Cursor::new(bytes)))
     }
 
     fn decode(path: &Path, media: Box<dyn MediaSource>) -> Result<Self, CaptureError> {
@@ -379,6 +428,83 @@ mod tests {
             assert!(err.starts_with("x.wav: "), "{err}");
             assert!(err.contains(&format!("sample rate is {bad} Hz")), "{err}");
             assert!(err.contains("8 to 384 kHz"), "{err}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Bytes that start like a WAV, FLAC, Ogg or MP3 file and go on at
+        /// random are audio or a clear error, never a panic.
+        #[test]
+        fn damaged_files_of_every_format_are_audio_or_an_error(
+            magic in proptest::sample::select(vec![
+                &b"RIFF\x24\x08\0\0WAVEfmt "[..], b"fLaC\0\0\0\x22", b"OggS\0\x02", b"ID3\x03\0\0\0\0\0\0",
+                b"\xff\xfb\x90\x64", b"",
+            ]),
+            name in proptest::sample::select(vec!["x.wav", "x.flac", "x.ogg", "x.mp3", "x"]),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..8192),
+        ) {
+            let mut bytes = magic.to_vec();
+            bytes.extend_from_slice(&body);
+            if let Ok(mut src) = FileSource::from_bytes(name, bytes) {
+                let (mut out, never) = (Vec::new(), Shutdown::new());
+                for _ in 0..32 {
+                    if !matches!(src.read(&mut out, &never), Ok(Read::Audio)) {
+                        break;
+                    }
+                }
+            }
+        }
+
+        /// A damaged or hostile WAV header (any format, channel count, rate,
+        /// alignment, bit depth or data length) is audio or a clear error,
+        /// never a panic, however the bytes arrive (in memory or on a pipe).
+        #[test]
+        fn hostile_wav_headers_are_audio_or_an_error(
+            format in proptest::prop_oneof![
+                proptest::strategy::Just(1u16), proptest::strategy::Just(3), proptest::strategy::Just(0xFFFE),
+                proptest::num::u16::ANY,
+            ],
+            channels in proptest::prop_oneof![0u16..3, proptest::num::u16::ANY],
+            rate in proptest::prop_oneof![
+                proptest::sample::select(vec![0u32, 1, 7_999, 8_000, 22_050, 44_100, 384_000, 384_001, u32::MAX]),
+                proptest::num::u32::ANY,
+            ],
+            block_align in proptest::num::u16::ANY,
+            bits in proptest::prop_oneof![proptest::sample::select(vec![0u16, 8, 16, 24, 32, 64]), proptest::num::u16::ANY],
+            data_len in proptest::prop_oneof![proptest::sample::select(vec![0u32, u32::MAX]), 0u32..4096],
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+        ) {
+            let mut wav = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0".to_vec();
+            wav.extend_from_slice(&format.to_le_bytes());
+            wav.extend_from_slice(&channels.to_le_bytes());
+            wav.extend_from_slice(&rate.to_le_bytes());
+            wav.extend_from_slice(&rate.wrapping_mul(u32::from(block_align)).to_le_bytes());
+            wav.extend_from_slice(&block_align.to_le_bytes());
+            wav.extend_from_slice(&bits.to_le_bytes());
+            wav.extend_from_slice(b"data");
+            wav.extend_from_slice(&data_len.to_le_bytes());
+            wav.extend_from_slice(&body);
+            let never = Shutdown::new();
+            let drain = |src: Result<FileSource, CaptureError>| {
+                if let Ok(mut src) = src {
+                    let mut out = Vec::new();
+                    for _ in 0..32 {
+                        if !matches!(src.read(&mut out, &never), Ok(Read::Audio)) {
+                            break;
+                        }
+                    }
+                }
+            };
+            drain(FileSource::from_bytes("hostile.wav", wav.clone()));
+            // the pipe path: the header is read from a stream that cannot seek
+            let head = read_wav_head(&mut std::io::Cursor::new(&wav)).unwrap();
+            let rest = wav[head.len()..].to_vec();
+            if wav_declared_rate(&head).is_none_or(|r| (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&r)) {
+                let media = ReadOnlySource::new(std::io::Cursor::new(head).chain(std::io::Cursor::new(rest)));
+                drain(FileSource::decode(Path::new("pipe"), Box::new(media)));
+            }
         }
     }
 }

@@ -191,6 +191,19 @@ fn wav_sample_rates_outside_8_to_384_khz_are_refused() {
             LIMIT,
         );
         assert_clean_failure(&out, &needles);
+        // the same header on a pipe, which cannot be read twice (0 Hz panicked there)
+        let piped = Command::new("sh")
+            .args(["-c", "exec \"$0\" analyze /dev/stdin < \"$1\""])
+            .arg(earshotd().get_program())
+            .arg(&wav)
+            .env("EARSHOT_CONFIG", "")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_clean_failure(
+            &piped,
+            &["/dev/stdin", &format!("sample rate is {rate} Hz")],
+        );
     }
     // the edges of the range are accepted
     for rate in [8_000u32, 384_000] {
