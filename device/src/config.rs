@@ -425,6 +425,29 @@ impl Check<'_> {
     }
 }
 
+/// Most of a secret file (token, password) that is read: its first line.
+const SECRET_FILE_MAX: u64 = 4096;
+
+/// The first line of a small file holding a secret, without its line end.
+/// Reads at most 4 KiB, so that a wrong path (a log, `/dev/zero`) fails
+/// instead of filling memory. Errors say what to do, without the content.
+pub fn read_secret_line(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(SECRET_FILE_MAX + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    if line.len() as u64 > SECRET_FILE_MAX {
+        return Err(format!(
+            "its first line is longer than {SECRET_FILE_MAX} bytes: is it the right file?"
+        ));
+    }
+    String::from_utf8(line.to_vec())
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .map_err(|_| "its first line is not UTF-8 text".to_string())
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn position(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
@@ -483,6 +506,23 @@ mod tests {
         assert_eq!(server.tcp, Some("127.0.0.1:7878".parse().unwrap()));
         assert!(server.unix_socket.is_some());
         assert_eq!(s.outputs.len(), 1, "only the server: {:?}", s.outputs);
+    }
+
+    #[test]
+    fn secret_files_are_read_a_line_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "s3cret-token-0123\r\nnext line\n").unwrap();
+        assert_eq!(read_secret_line(&f).unwrap(), "s3cret-token-0123");
+        std::fs::write(&f, vec![b'x'; 10_000]).unwrap();
+        assert!(read_secret_line(&f)
+            .unwrap_err()
+            .contains("longer than 4096 bytes"));
+        // a device that never ends is not read to its end
+        let err = read_secret_line(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+        let err = read_secret_line(&dir.path().join("none")).unwrap_err();
+        assert!(err.starts_with("cannot read it: "), "{err}");
     }
 
     #[test]

@@ -205,15 +205,14 @@ impl MqttConfig {
             }
             (Some(user), None) => Some((user.clone(), Secret(String::new()))),
             (Some(user), Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let password = crate::config::read_secret_line(path).map_err(|why| {
                     check.invalid(
                         "mqtt",
                         "password_file",
                         format!("{:?}", path.display()),
-                        format!("cannot read it: {e}"),
+                        why,
                     )
                 })?;
-                let password = text.lines().next().unwrap_or("").to_string();
                 Some((user.clone(), Secret(password)))
             }
         };

@@ -197,8 +197,8 @@ pub fn default_unix_socket() -> PathBuf {
 
 /// The token in `path`: its first line, trimmed, at least [`MIN_TOKEN_CHARS`] long.
 fn read_token(path: &Path) -> Result<Token, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let token = text.lines().next().unwrap_or("").trim();
+    let line = crate::config::read_secret_line(path)?;
+    let token = line.trim();
     if token.chars().count() < MIN_TOKEN_CHARS {
         return Err(format!(
             "its first line must hold a token of at least {MIN_TOKEN_CHARS} characters \
