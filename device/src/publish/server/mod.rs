@@ -146,6 +146,9 @@ struct Shared {
     closing: AtomicBool,
     /// The history database that requests are answered from ([history] path).
     history_db: Option<PathBuf>,
+    /// One history query at a time, whatever the number of clients asking:
+    /// they share one core at most, never the model's.
+    history_query: Mutex<()>,
 }
 
 impl Shared {
@@ -291,7 +294,10 @@ impl Shared {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         match &self.history_db {
-            Some(db) => super::history::query(db, span_ms, bucket_ms, now_ms),
+            Some(db) => {
+                let _one = self.history_query.lock().unwrap_or_else(|p| p.into_inner());
+                super::history::query(db, span_ms, bucket_ms, now_ms)
+            }
             None => History {
                 span_ms,
                 bucket_ms: History::bucket_for(span_ms, bucket_ms),
@@ -615,6 +621,7 @@ impl Server {
             pending: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             history_db,
+            history_query: Mutex::new(()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
