@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Err(e) = init_logging(log_file.as_deref()) {
-        eprintln!("earshotd: error: {e:#}");
+        say_error(&format!("{e:#}"));
         return ExitCode::from(1);
     }
     match run(cli) {
@@ -190,10 +190,17 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            eprintln!("earshotd: error: {}", report(&err));
+            say_error(&report(&err));
             ExitCode::from(1)
         }
     }
+}
+
+/// The last word on stderr; unlike eprintln! it does not panic when stderr
+/// cannot be written (the exit status still says it failed).
+fn say_error(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "earshotd: error: {text}");
 }
 
 /// The error and its causes, `: `-separated, leaving out a cause whose text
@@ -223,9 +230,12 @@ fn init_logging(file: Option<&std::path::Path>) -> anyhow::Result<()> {
             filter = filter.add_directive(quiet);
         }
     }
+    // A full or closed stderr (e.g. `2>/dev/full`) must not stop the daemon:
+    // tracing-subscriber would report each failed write with eprintln!, which panics.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     match file {
         Some(path) => {
             let f = std::fs::OpenOptions::new()
@@ -477,9 +487,14 @@ fn check_config(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let settings = Loaded::from_file(&path)?.validate()?;
     let outputs: Vec<String> = settings.outputs.iter().map(describe_output).collect();
-    println!("{}: ok", path.display());
-    println!("  source   {}", describe_source(&settings.source));
-    println!("  outputs  {}", outputs.join(", "));
+    let text = format!(
+        "{}: ok\n  source   {}\n  outputs  {}\n",
+        path.display(),
+        describe_source(&settings.source),
+        outputs.join(", ")
+    );
+    std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())
+        .context("writing to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 

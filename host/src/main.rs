@@ -1,7 +1,7 @@
 //! `earshot`: parses flags, starts the feed (network or replay) and the key
 //! reader, and runs the console in the terminal, restoring it on exit and on panic.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("earshot: {e:#}");
+            // not eprintln!: it panics when stderr cannot be written
+            let _ = writeln!(std::io::stderr(), "earshot: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -71,7 +72,7 @@ fn run() -> anyhow::Result<ExitCode> {
     ratatui::restore();
     result.context("drawing the console")?;
     for warning in &app.warnings {
-        eprintln!("earshot: skipped {warning}");
+        let _ = writeln!(std::io::stderr(), "earshot: skipped {warning}");
     }
     Ok(ExitCode::SUCCESS)
 }

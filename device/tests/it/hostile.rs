@@ -72,27 +72,31 @@ fn tone(seconds: f32) -> impl Iterator<Item = f32> {
     })
 }
 
-/// Runs `cmd` to completion with `stdout` as given, stderr captured.
-fn run_with_stdout(cmd: &mut Command, stdout: Stdio, limit: Duration) -> (Output, Duration) {
+/// Runs `cmd` to completion with `stdout` and `stderr` as given (a pipe is captured).
+fn run_with(
+    cmd: &mut Command,
+    stdout: Stdio,
+    stderr: Stdio,
+    limit: Duration,
+) -> (Output, Duration) {
     let start = Instant::now();
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("spawn earshotd");
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
+    let pid = child.id().to_string();
+    // wait_with_output drains both pipes while it waits, so a chatty child never blocks
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => (out.expect("output"), start.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
             panic!("earshotd did not finish within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    let elapsed = start.elapsed();
-    (child.wait_with_output().expect("output"), elapsed)
 }
 
 // ---------------------------------------------------------------- 1: data loss
@@ -274,13 +278,13 @@ fn stdout_to_a_full_disk_fails_loudly_and_fast() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("music.wav");
     write_wav(&wav, 22050, 20.0);
-    let full = File::options().write(true).open("/dev/full").unwrap();
-    let (out, took) = run_with_stdout(
+    let (out, took) = run_with(
         earshotd()
             .arg("--file")
             .arg(&wav)
             .args(["--stdout", "--no-server"]),
-        Stdio::from(full),
+        full_disk(),
+        Stdio::piped(),
         LIMIT,
     );
     assert_clean_failure(
@@ -290,6 +294,43 @@ fn stdout_to_a_full_disk_fails_loudly_and_fast() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("No space left").count(), 1, "{stderr}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+fn full_disk() -> Stdio {
+    Stdio::from(File::options().write(true).open("/dev/full").unwrap())
+}
+
+/// Logs into a full disk (stderr on /dev/full) cost no reading: the daemon
+/// used to panic on its first log line (exit 101, nothing published), as
+/// tracing-subscriber reports a failed write with eprintln!, which panics.
+#[test]
+fn logs_to_a_full_disk_cost_no_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("music.wav");
+    write_wav(&wav, 22050, 20.0);
+    let (out, _) = run_with(
+        earshotd()
+            .arg("--file")
+            .arg(&wav)
+            .args(["--stdout", "--no-server"]),
+        Stdio::piped(),
+        full_disk(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let readings = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| matches!(decode(l), Ok(Message::Reading(_))))
+        .count();
+    assert!(readings >= 10, "{readings} readings");
+    // and a failure still ends with its exit status, not a panic's 101
+    let (out, _) = run_with(
+        earshotd().args(["analyze", "/nonexistent/music.wav"]),
+        Stdio::piped(),
+        full_disk(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1));
 }
 
 // ---------------------------------------------------------------- 8: exposure
