@@ -155,13 +155,7 @@ pub fn merge(buckets: &[HistoryBucket], bucket_ms: u64) -> Vec<HistoryBucket> {
         .map(|(mut m, music, sums)| {
             m.music_share = (music / f64::from(m.readings.max(1))) as f32;
             if music > 0.0 {
-                let mean = |i: usize| (sums[i] / music) as f32;
-                m.means = Some(Values {
-                    emotions: Emotions::from_array(std::array::from_fn(mean)),
-                    mid_level: MidLevel::from_array(std::array::from_fn(|i| {
-                        mean(Emotions::<f32>::LEN + i)
-                    })),
-                });
+                m.means = Some(Values::from_fn(|i| (sums[i] / music) as f32));
             }
             m
         })

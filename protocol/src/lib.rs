@@ -170,6 +170,20 @@ pub struct Values {
     pub emotions: Emotions<f32>,
 }
 
+impl Values {
+    /// The 8 emotions then the 7 mid-level values, as `value(0..15)` gives them
+    /// (the order of the history database's columns and of the merged means).
+    pub fn from_fn(mut value: impl FnMut(usize) -> f32) -> Self {
+        let emotions = Emotions::from_array(std::array::from_fn(&mut value));
+        let mid_level =
+            MidLevel::from_array(std::array::from_fn(|i| value(Emotions::<f32>::LEN + i)));
+        Self {
+            mid_level,
+            emotions,
+        }
+    }
+}
+
 /// What the model made of the audio window, present when the input is music.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use earshot_protocol::{Emotions, History, HistoryBucket, MidLevel, Values};
+use earshot_protocol::{History, HistoryBucket, Values};
 
 #[cfg(test)]
 use super::store::N_VALUES;
@@ -23,15 +23,7 @@ pub fn buckets(minutes: &[Minute], bucket_ms: u64) -> Vec<HistoryBucket> {
             start_ms: u64::try_from(m.start_ms).unwrap_or(0),
             readings: m.readings,
             music_share: m.music as f32 / m.readings.max(1) as f32,
-            means: m.values.as_ref().map(|v| {
-                let mean = |i: usize| v[i].0;
-                Values {
-                    emotions: Emotions::from_array(std::array::from_fn(mean)),
-                    mid_level: MidLevel::from_array(std::array::from_fn(|i| {
-                        mean(Emotions::<f32>::LEN + i)
-                    })),
-                }
-            }),
+            means: m.values.as_ref().map(|v| Values::from_fn(|i| v[i].0)),
         })
         .collect();
     earshot_protocol::history::merge(&per_minute, bucket_ms)
