@@ -74,11 +74,12 @@ class Simulator:
         self.f = band_centres_hz(n_bands)
         self.octaves = np.log2(self.f / 1000.0)
 
-    def __call__(self, bands: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One random capture of a crop [frames, bands] (linear magnitudes); returns a new array."""
+    def __call__(self, bands: np.ndarray, rng: np.random.Generator, reverb: bool = True) -> np.ndarray:
+        """One random capture of a crop [frames, bands] (linear magnitudes); returns a new array.
+        `reverb=False`: the crop comes from a room already (room_copies), add none."""
         a = self.aug
         power = bands.astype(np.float64) ** 2
-        if rng.random() < a.p_reverb:
+        if reverb and rng.random() < a.p_reverb:
             power = self._reverb(power, rng)
         resp_db = np.zeros(len(self.f))
         if rng.random() < a.p_mic:
@@ -110,3 +111,50 @@ class Simulator:
         for j, d in enumerate(decay):  # lfilter per band: y[t] = x[t - 1] + d y[t - 1]
             tail[:, j] = lfilter([0.0, 1.0 - d], [1.0, -d], power[:, j])
         return power + wet * tail
+
+
+def room_impulse(rng: np.random.Generator) -> np.ndarray:
+    """A random room's impulse response at SAMPLE_RATE: the direct sound, a few early reflections
+    (2-40 ms), then a diffuse tail whose decay is shorter at high frequencies (RT60 0.3-2 s at
+    1 kHz, tail -12..+3 dB against the direct sound). Audio domain, unlike Simulator._reverb: a
+    real tail also smears pitch and onsets within a frame and colours the spectrum, which a per-band
+    decay does not. Drawn from the training seed, never from robustness.py's fixed rooms."""
+    from scipy.signal import butter, sosfilt
+
+    sr = frontend.SAMPLE_RATE
+    rt60 = rng.uniform(0.3, 2.0)
+    n = int(min(rt60 * 1.3, 2.6) * sr)
+    t = np.arange(n) / sr
+    tail = np.zeros(n)
+    edges = [0, 250, 500, 1000, 2000, 4000, sr / 2]  # octave bands, each with its own decay
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        octave = np.log2(max(np.sqrt(max(lo, 125) * hi), 1.0) / 1000.0)
+        band_rt = rt60 * np.clip(1.2 - 0.1 * octave, 0.5, 1.3)
+        if lo == 0:
+            sos = butter(4, hi, "lowpass", fs=sr, output="sos")
+        elif hi >= sr / 2:
+            sos = butter(4, lo, "highpass", fs=sr, output="sos")
+        else:
+            sos = butter(2, [lo, hi], "bandpass", fs=sr, output="sos")
+        tail += sosfilt(sos, rng.standard_normal(n)) * 10 ** (-3 * t / band_rt)
+    tail[: int(rng.uniform(0.005, 0.03) * sr)] = 0.0  # pre-delay of the diffuse part
+    tail *= 10 ** (rng.uniform(-12.0, 3.0) / 20) / np.sqrt(np.sum(tail ** 2))
+    h = tail
+    h[0] += 1.0
+    for _ in range(rng.integers(2, 9)):  # early reflections off walls, floor, ceiling
+        k = int(rng.uniform(0.002, 0.04) * sr)
+        h[k] += rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.6)
+    return h
+
+
+def room_copies(audio: np.ndarray, copies: int, seed: int) -> np.ndarray:
+    """`copies` reverberant versions of a clip as linear band magnitudes [copies, frames, bands]
+    (front end version 2), each through its own room_impulse, same length as the clean clip."""
+    from scipy.signal import fftconvolve
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(copies):
+        y = fftconvolve(audio, room_impulse(rng))[: len(audio)]
+        out.append(frontend.band_magnitudes(np.clip(y, -1.0, 1.0)))
+    return np.stack(out)

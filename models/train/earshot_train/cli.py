@@ -64,7 +64,9 @@ def cmd_export(args) -> None:
         fit_ids, fit_mid = ids + sorted(fq_mid), {**mid, **fq_mid}
     mean, std = T.band_stats(specs, ids)
     n_bands = next(iter(specs.values())).shape[1]
-    model = T.fit(cfg, T.dataset(cfg, specs, fit_ids, emo, fit_mid, None, bands, signs), n_bands, mean, std, seed=0,
+    rooms = D.room_bands(args.data) if cfg.rooms > 0 else None
+    model = T.fit(cfg, T.dataset(cfg, specs, fit_ids, emo, fit_mid, None, bands, signs, rooms), n_bands, mean, std,
+                  seed=0,
                   checkpoint=D.CACHE_DIR / "checkpoints" / f"export-{model_id}-{SHIPPED_CONFIG}.pt")
     out = D.MODELS_DIR / model_id
     out.mkdir(exist_ok=True)

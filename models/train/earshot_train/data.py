@@ -117,3 +117,27 @@ def band_magnitudes(data: Path) -> dict[int, np.ndarray]:
     paths = dict(audio_paths(data))
     paths.update({c["id"]: c["path"] for c in fourq(data)})
     return _cached("bands_v2.npz", paths, frontend.band_magnitudes)
+
+
+ROOM_COPIES = 2  # reverberant copies per clip (capture.room_copies)
+
+
+def room_bands(data: Path) -> dict[int, np.ndarray]:
+    """capture.room_copies of every Soundtracks and 4q-dev clip, [copies, frames, bands] float32, cached
+    (about 15 minutes on one core the first time)."""
+    from .capture import room_copies
+
+    paths = dict(audio_paths(data))
+    paths.update({c["id"]: c["path"] for c in fourq(data)})
+    cache = CACHE_DIR / f"rooms{ROOM_COPIES}_v2.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            return {int(k): z[k] for k in z.files}
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # the clip id seeds its rooms, so the cache does not depend on the order of the clips
+    out = {i: room_copies(frontend.load_audio(p), ROOM_COPIES, 7919 * i + 17).astype(np.float32)
+           for i, p in paths.items()}
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **{str(k): v for k, v in out.items()})
+    tmp.replace(cache)
+    return out

@@ -46,6 +46,8 @@ class Config:
     frontend: int = 1  # 1: log10(1 + x) spectrogram; 2: level-relative (frontend.compress), 8 kHz
     capture: bool = False  # simulated room and microphone on every training crop (capture.Simulator)
     mid_act: str = "linear"  # "sigmoid": mid-level outputs inside 0..1 by construction
+    rooms: float = 0.0  # probability that a crop comes from one of its clip's audio-domain reverberant
+    # copies (data.room_bands) instead of the clean clip (then no band-domain reverb); needs capture
     fourq: float = 0.0  # > 0: also train on the 4q-dev clips outside the fold (proxies, and valence and
     # arousal signs with this loss weight); front end version 2 only
     seeds: int = 99  # at most this many seeds in `cv` (screened variants: 1; the reference: 30 min per run)
@@ -89,6 +91,10 @@ CONFIGS = {
     # valence / arousal signs); fewer epochs, as an epoch holds 2.5 times the clips
     "robust-4q": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, capture=True, mid_act="sigmoid",
                         fourq=1.0, **{**_EDGE, "epochs": 30}),
+    # robust-4q, and a third of the crops through a room simulated in the audio domain
+    # (capture.room_impulse): the band-domain reverb misses a real tail's smear within a frame
+    "robust-4q-rooms": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, capture=True,
+                              mid_act="sigmoid", fourq=1.0, rooms=0.33, **{**_EDGE, "epochs": 30}),
     # the same on the clean front end version 2 without simulated capture: what the simulation costs
     "robust-clean": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, mid_act="sigmoid", seeds=1,
                            **_EDGE),
@@ -103,12 +109,17 @@ AGC_CONTEXT = 94  # frames (3 s, one AGC time constant) before a version-2 crop,
 class Dataset:
     def __init__(self, specs: dict[int, np.ndarray], ids, emo: dict[int, np.ndarray], mid: dict[int, np.ndarray],
                  window_mid: dict[int, np.ndarray] | None = None, window_aux: dict[int, np.ndarray] | None = None,
-                 crop_input=None, signs: dict[int, np.ndarray] | None = None):
+                 crop_input=None, signs: dict[int, np.ndarray] | None = None,
+                 rooms: dict[int, np.ndarray] | None = None, p_room: float = 0.0):
         """`specs`: the model's input per clip, or with `crop_input` the linear band magnitudes that
-        `crop_input(bands[t0 - context: t0 + crop], context, rng)` turns into one crop's input."""
+        `crop_input(bands[t0 - context: t0 + crop], context, rng, reverb)` turns into one crop's input;
+        `rooms`: reverberant copies of those bands [copies, frames, bands], used with probability
+        `p_room` (then reverb=False)."""
         self.ids = list(ids)
         self.crop_input = crop_input
         self.specs = [torch.from_numpy(specs[i]) for i in self.ids]
+        self.rooms = None if rooms is None else [rooms[i] for i in self.ids]
+        self.p_room = p_room
         # clips without ratings (4q-dev) have NaN emotions and carry signs instead; rated clips sign 0
         nan = np.full(len(D.EMOTIONS), np.nan)
         self.emo = torch.tensor(np.stack([emo.get(i, nan) for i in self.ids]), dtype=torch.float32)
@@ -133,7 +144,11 @@ class Dataset:
                     crops.append(s[t0:t0 + crop])
                 else:
                     c0 = max(t0 - AGC_CONTEXT, 0)
-                    crops.append(torch.from_numpy(self.crop_input(s[c0:t0 + crop].numpy(), t0 - c0, rng)))
+                    src, reverb = s[c0:t0 + crop].numpy(), True
+                    if self.rooms is not None and rng.random() < self.p_room:
+                        copies = self.rooms[i]
+                        src, reverb = copies[rng.integers(len(copies)), c0:t0 + crop], False
+                    crops.append(torch.from_numpy(self.crop_input(src, t0 - c0, rng, reverb)))
                 w = round(t0 / WINDOW_HOP)  # the window nearest the crop (clamped to the clip's last)
                 if self.window_mid is not None:
                     mids.append(self.window_mid[i][min(w, len(self.window_mid[i]) - 1)])
@@ -290,16 +305,17 @@ def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 RHYTHM = [2, 3]  # rhythm_stability, rhythm_complexity in MID_LEVEL
 
 
-def dataset(cfg: Config, specs, ids, emo, mid, window=None, bands=None, signs=None) -> Dataset:
+def dataset(cfg: Config, specs, ids, emo, mid, window=None, bands=None, signs=None, rooms=None) -> Dataset:
     """The training set with the targets `cfg` asks for (`window`: from load_window_targets;
-    `bands`: linear band magnitudes, which front end version 2 trains from)."""
+    `bands`: linear band magnitudes, which front end version 2 trains from; `rooms`: their
+    reverberant copies, data.room_bands, for cfg.rooms)."""
     if window is None and cfg.uses_windows:
         window = load_window_targets(mid)
     wm = window[0] if cfg.mid_targets == "window" else None
     wa = window[1] if cfg.aux_weight > 0 else None
     if cfg.frontend == 2:
         return Dataset(bands, ids, emo, mid, wm, wa, crop_input=crop_maker(cfg, next(iter(bands.values())).shape[1]),
-                       signs=signs)
+                       signs=signs, rooms=rooms if cfg.rooms > 0 else None, p_room=cfg.rooms)
     return Dataset(specs, ids, emo, mid, wm, wa)
 
 
@@ -310,9 +326,9 @@ def crop_maker(cfg: Config, n_bands: int):
 
     sim = Simulator(n_bands) if cfg.capture else None
 
-    def crop_input(bands: np.ndarray, context: int, rng: np.random.Generator) -> np.ndarray:
+    def crop_input(bands: np.ndarray, context: int, rng: np.random.Generator, reverb: bool = True) -> np.ndarray:
         if sim is not None:
-            bands = sim(bands, rng)
+            bands = sim(bands, rng, reverb)
         return frontend.compress(bands)[0][context:]
 
     return crop_input
@@ -424,6 +440,7 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
     if any(CONFIGS[a].fourq > 0 for a in archs):
         fq_mid, fq_signs = load_fourq_targets(data, ids)
     loaded: dict[int, tuple] = {}
+    rooms = D.room_bands(data) if any(CONFIGS[a].rooms > 0 for a in archs) else None
     runs = [(seed, arch, k) for seed in range(seeds) for arch in archs for k in range(len(folds))]
     for n, (seed, arch, k) in enumerate(runs):
         test_ids = folds[k]
@@ -446,8 +463,8 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
         if cfg.fourq > 0:
             fit_ids = train_ids + [i for f, fold in enumerate(fq_folds) if f != k for i in fold]
             fit_mid = {**mid, **fq_mid}
-        model = fit(cfg, dataset(cfg, specs, fit_ids, emo, fit_mid, window, bands, fq_signs), n_bands, mean, std,
-                    seed, log, ckpt)
+        model = fit(cfg, dataset(cfg, specs, fit_ids, emo, fit_mid, window, bands, fq_signs, rooms), n_bands, mean,
+                    std, seed, log, ckpt)
         preds = {i: predict_clip(model, specs[i]) for i in test_ids}
         out.parent.mkdir(parents=True, exist_ok=True)
         (D.CACHE_DIR / "models").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,61 @@
+"""The training-time capture simulation does what capture.py says."""
+
+import numpy as np
+
+from earshot_train import capture as C
+from earshot_train import frontend as F
+
+SR = F.SAMPLE_RATE
+
+
+def _click_bands(seconds=4.0, at=1.0):
+    x = np.zeros(int(seconds * SR))
+    x[int(at * SR)] = 0.5
+    return F.band_magnitudes(x)
+
+
+def test_room_impulse_decays_sixty_db_and_faster_at_high_frequencies():
+    for seed in range(5):
+        h = C.room_impulse(np.random.default_rng(seed))
+        assert np.argmax(np.abs(h)) == 0 and h[0] >= 0.9  # the direct sound arrives first and loudest
+        tail = h[int(0.05 * SR):]
+        # energy envelope in 50 ms blocks: the last block lies >= 40 dB under the first
+        blocks = [np.sum(b ** 2) for b in np.array_split(tail, max(len(tail) // int(0.05 * SR), 2))]
+        assert 10 * np.log10(blocks[-1] / blocks[0]) < -40
+        spec = np.abs(np.fft.rfft(tail[len(tail) // 2:])) ** 2
+        f = np.fft.rfftfreq(len(tail) - len(tail) // 2, 1 / SR)
+        late_low, late_high = spec[(f > 200) & (f < 800)].mean(), spec[(f > 5000) & (f < 10000)].mean()
+        early = np.abs(np.fft.rfft(tail[: len(tail) // 4])) ** 2
+        fe = np.fft.rfftfreq(len(tail[: len(tail) // 4]), 1 / SR)
+        early_low, early_high = early[(fe > 200) & (fe < 800)].mean(), early[(fe > 5000) & (fe < 10000)].mean()
+        assert late_high / late_low < early_high / early_low  # the top dies first
+
+
+def test_room_copies_spread_a_click_over_time_and_keep_the_shape():
+    x = np.zeros(4 * SR)
+    x[SR] = 0.5
+    clean = F.band_magnitudes(x)
+    rooms = C.room_copies(x, 2, seed=3)
+    assert rooms.shape == (2,) + clean.shape
+    after = slice(int(1.3 * SR / F.HOP_SIZE), int(1.5 * SR / F.HOP_SIZE))  # 0.3-0.5 s after the click
+    assert clean[after].max() == 0.0
+    assert (rooms[:, after].max(axis=(1, 2)) > 0).all()
+    assert not np.allclose(rooms[0], rooms[1])  # two different rooms
+
+
+def test_simulator_without_reverb_adds_no_tail():
+    bands = _click_bands()
+    sim = C.Simulator(bands.shape[1], C.CaptureAug(p_noise=0.0, p_reverb=1.0))
+    rng = np.random.default_rng(0)
+    after = slice(int(1.3 * SR / F.HOP_SIZE), int(1.5 * SR / F.HOP_SIZE))
+    assert sim(bands, rng, reverb=False)[after].max() == 0.0
+    assert sim(bands, rng)[after].max() > 0.0  # p_reverb=1: a tail
+
+
+def test_simulator_gain_and_noise_stay_in_range():
+    rng = np.random.default_rng(1)
+    bands = np.abs(rng.standard_normal((300, 137))) * 1e4
+    sim = C.Simulator(137)
+    for _ in range(20):
+        out = sim(bands, rng)
+        assert out.shape == bands.shape and np.isfinite(out).all() and (out >= 0).all()
