@@ -609,6 +609,21 @@ mod tests {
         path
     }
 
+    /// A writer on its own thread: opens the pipe (waiting for a reader),
+    /// writes `bytes`, holds it open for `hold`, then leaves.
+    fn pipe_writer(
+        path: &std::path::Path,
+        bytes: Vec<u8>,
+        hold: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+            std::thread::sleep(hold);
+        })
+    }
+
     /// A 16-bit mono wav header for `n` samples at 22050 Hz, and the samples.
     fn wav(n: usize) -> Vec<u8> {
         let mut d = b"RIFF".to_vec();
@@ -645,16 +660,9 @@ mod tests {
 
     #[test]
     fn a_pipe_whose_writer_leaves_is_no_input_until_the_next_writer() {
-        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let path = fifo(dir.path());
-        let writer = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-                f.write_all(&wav(22050)).unwrap();
-            })
-        };
+        let writer = pipe_writer(&path, wav(22050), Duration::ZERO);
         let health = Arc::new(Counters::default());
         let config = SourceConfig::File {
             path: path.clone(),
@@ -678,10 +686,7 @@ mod tests {
         assert!(audio.len() >= 22000, "{} samples", audio.len());
         assert_eq!(health.snapshot().input.restarts, 1);
         // The next writer is heard without a restart of earshotd.
-        let writer = std::thread::spawn(move || {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            f.write_all(&wav(4410)).unwrap();
-        });
+        let writer = pipe_writer(&path, wav(4410), Duration::ZERO);
         until(&mut s, Duration::from_secs(10), |_, e| e == Event::Audio).unwrap();
         writer.join().unwrap();
         assert_eq!(s.state(), SourceState::Ok);
@@ -693,14 +698,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = fifo(dir.path());
         // A writer that opens the pipe and says nothing.
-        let writer = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-                std::io::Write::write_all(&mut f, &wav(22050)[..44]).unwrap();
-                std::thread::sleep(Duration::from_secs(3));
-            })
-        };
+        let writer = pipe_writer(&path, wav(22050)[..44].to_vec(), Duration::from_secs(3));
         let health = Arc::new(Counters::default());
         let config = SourceConfig::File {
             path,
