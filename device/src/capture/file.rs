@@ -13,6 +13,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::flac_guard::{is_flac, FlacGuard};
 use super::resample::MonoResampler;
 use super::{AudioSource, CaptureError, Read};
 use crate::frontend::SAMPLE_RATE_HZ;
@@ -164,6 +165,7 @@ impl FileSource {
         if let Some(rate) = wav_declared_rate(&head) {
             check_rate(path, rate)?;
         }
+        let flac = is_flac(&head);
         let media: Box<dyn MediaSource> = if meta.as_ref().is_some_and(|m| m.is_file()) {
             // a file: back to its start, and it stays seekable
             file.seek(SeekFrom::Start(0))
@@ -171,7 +173,15 @@ impl FileSource {
                     path: path.to_path_buf(),
                     source,
                 })?;
-            Box::new(file)
+            if flac {
+                Box::new(ReadOnlySource::new(FlacGuard::new(file)))
+            } else {
+                Box::new(file)
+            }
+        } else if flac {
+            Box::new(ReadOnlySource::new(FlacGuard::new(
+                std::io::Cursor::new(head).chain(file),
+            )))
         } else {
             // a pipe or a device: what was read, then the rest
             Box::new(ReadOnlySource::new(std::io::Cursor::new(head).chain(file)))
@@ -200,6 +210,10 @@ impl FileSource {
         let head = &bytes.as_ref()[..bytes.as_ref().len().min(WAV_HEADER_SCAN)];
         if let Some(rate) = wav_declared_rate(head) {
             check_rate(path, rate)?;
+        }
+        if is_flac(bytes.as_ref()) {
+            let guarded = FlacGuard::new(std::io::Cursor::new(bytes));
+            return Self::decode(path, Box::new(ReadOnlySource::new(guarded)));
         }
         Self::decode(path, Box::new(std::io::Cursor::new(bytes)))
     }
@@ -415,6 +429,30 @@ mod tests {
             None,
             "a chunk length past the end"
         );
+    }
+
+    /// Tagged FLAC (comments, a cover picture) decodes whole: those blocks are
+    /// skipped as padding (flac_guard), from a file and from memory alike.
+    #[test]
+    fn a_tagged_flac_with_a_picture_decodes_whole() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tone_tagged.flac");
+        let bytes = std::fs::read(&path).unwrap();
+        let from_memory = {
+            let mut src = FileSource::from_bytes("x.flac", bytes).unwrap();
+            let (mut out, never) = (Vec::new(), Shutdown::new());
+            while src.read(&mut out, &never).unwrap() == Read::Audio {}
+            out
+        };
+        let from_file = FileSource::read_all(&path).unwrap();
+        assert_eq!(from_file, from_memory);
+        // 1 s of a 440 Hz tone at amplitude 0.5, already at the model rate
+        assert!(
+            (22_000..=22_100).contains(&from_file.len()),
+            "{}",
+            from_file.len()
+        );
+        let rms = (from_file.iter().map(|x| x * x).sum::<f32>() / from_file.len() as f32).sqrt();
+        assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "rms {rms}");
     }
 
     #[test]

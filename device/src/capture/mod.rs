@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod file;
+mod flac_guard;
 pub mod live;
 pub mod resample;
 pub mod supervisor;

@@ -269,6 +269,31 @@ fn nan_inf_and_huge_samples_give_valid_readings() {
     );
 }
 
+/// Found by fuzzing: a 24-byte FLAC whose PICTURE block declares a 4 GiB
+/// picture made the decoder allocate that much before reading; where memory
+/// is short (here: 2 GiB of address space, as on a 2 GB Pi) earshotd aborted
+/// (exit 134). Now it is a damaged file like any other.
+#[test]
+fn a_flac_declaring_a_4_gib_picture_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let flac = dir.path().join("cover.flac");
+    std::fs::write(
+        &flac,
+        b"fLaC\x01\0\0\0\x06Q\0\0\xfc\xff\xff\xff\xff\xff\xff\xff\x9e\x9e\x9e\x86",
+    )
+    .unwrap();
+    let out = run(
+        Command::new("prlimit")
+            .arg("--as=2147483648")
+            .arg(env!("CARGO_BIN_EXE_earshotd"))
+            .arg("analyze")
+            .arg(&flac)
+            .env("EARSHOT_CONFIG", ""),
+        LIMIT,
+    );
+    assert_clean_failure(&out, &["cover.flac", "not a readable audio file"]);
+}
+
 // ---------------------------------------------------------------- 5: silent loss
 
 /// 19.5: `--stdout` into a full disk fails at once with one clear error and
