@@ -5,15 +5,14 @@ use std::fs::File;
 use std::io::{Read as _, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
 
-use super::flac_guard::{is_flac, FlacGuard};
 use super::resample::MonoResampler;
 use super::{AudioSource, CaptureError, Read};
 use crate::frontend::SAMPLE_RATE_HZ;
@@ -111,10 +110,10 @@ fn check_rate(path: &Path, rate: u32) -> Result<(), CaptureError> {
 pub struct FileSource {
     path: PathBuf,
     format: Box<dyn FormatReader>,
-    decoder: Box<dyn Decoder>,
+    decoder: Box<dyn AudioDecoder>,
     track_id: u32,
     resampler: MonoResampler,
-    interleaved: Option<SampleBuffer<f32>>,
+    interleaved: Vec<f32>,
     mono: Vec<f32>,
     /// Packets that failed to decode and were skipped.
     pub skipped_packets: u64,
@@ -165,7 +164,6 @@ impl FileSource {
         if let Some(rate) = wav_declared_rate(&head) {
             check_rate(path, rate)?;
         }
-        let flac = is_flac(&head);
         let media: Box<dyn MediaSource> = if meta.as_ref().is_some_and(|m| m.is_file()) {
             // a file: back to its start, and it stays seekable
             file.seek(SeekFrom::Start(0))
@@ -173,15 +171,7 @@ impl FileSource {
                     path: path.to_path_buf(),
                     source,
                 })?;
-            if flac {
-                Box::new(ReadOnlySource::new(FlacGuard::new(file)))
-            } else {
-                Box::new(file)
-            }
-        } else if flac {
-            Box::new(ReadOnlySource::new(FlacGuard::new(
-                std::io::Cursor::new(head).chain(file),
-            )))
+            Box::new(file)
         } else {
             // a pipe or a device: what was read, then the rest
             Box::new(ReadOnlySource::new(std::io::Cursor::new(head).chain(file)))
@@ -211,10 +201,6 @@ impl FileSource {
         if let Some(rate) = wav_declared_rate(head) {
             check_rate(path, rate)?;
         }
-        if is_flac(bytes.as_ref()) {
-            let guarded = FlacGuard::new(std::io::Cursor::new(bytes));
-            return Self::decode(path, Box::new(ReadOnlySource::new(guarded)));
-        }
         Self::decode(path, Box::new(std::io::Cursor::new(bytes)))
     }
 
@@ -228,27 +214,28 @@ impl FileSource {
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let options = FormatOptions {
-            enable_gapless: true,
-            ..Default::default()
-        };
-        let probed = symphonia::default::get_probe()
-            .format(&hint, mss, &options, &MetadataOptions::default())
+        let format = symphonia::default::get_probe()
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
             .map_err(|e| format_err(e.to_string()))?;
-        let format = probed.format;
         let track = format
-            .tracks()
-            .iter()
-            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .default_track(TrackType::Audio)
             .ok_or_else(|| format_err("no audio track".into()))?;
-        let rate = track
-            .codec_params
+        let Some(CodecParameters::Audio(params)) = &track.codec_params else {
+            return Err(format_err("the audio track has no codec parameters".into()));
+        };
+        let rate = params
             .sample_rate
             .ok_or_else(|| format_err("the audio track has no sample rate".into()))?;
         check_rate(path, rate)?;
         let track_id = track.id;
+        // gapless by default: encoder delay and padding are trimmed
         let decoder = symphonia::default::get_codecs()
-            .make(&track.codec_params, &DecoderOptions::default())
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
             .map_err(|e| format_err(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -256,7 +243,7 @@ impl FileSource {
             decoder,
             track_id,
             resampler: MonoResampler::new(rate, SAMPLE_RATE_HZ)?,
-            interleaved: None,
+            interleaved: Vec::new(),
             mono: Vec::new(),
             skipped_packets: 0,
             bad_in_a_row: 0,
@@ -278,7 +265,8 @@ impl FileSource {
     fn decode_next(&mut self) -> Result<bool, CaptureError> {
         loop {
             let packet = match self.format.next_packet() {
-                Ok(p) => p,
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(false),
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Ok(false)
                 }
@@ -297,7 +285,7 @@ impl FileSource {
                     })
                 }
             };
-            if packet.track_id() != self.track_id {
+            if packet.track_id != self.track_id {
                 continue;
             }
             let decoded = match self.decoder.decode(&packet) {
@@ -334,20 +322,15 @@ impl FileSource {
                 }
             };
             self.bad_in_a_row = 0;
-            let spec = *decoded.spec();
-            let frames = decoded.frames();
-            if frames == 0 {
+            if decoded.frames() == 0 {
                 continue;
             }
-            let channels = spec.channels.count().max(1);
-            let buf = match &mut self.interleaved {
-                Some(b) if b.capacity() >= decoded.capacity() * channels => b,
-                slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
-            };
-            buf.copy_interleaved_ref(decoded);
+            let channels = decoded.spec().channels().count().max(1);
+            // reuses its capacity: no allocation once the largest packet was seen
+            decoded.copy_to_vec_interleaved(&mut self.interleaved);
             self.mono.clear();
             self.mono.extend(
-                buf.samples()
+                self.interleaved
                     .chunks_exact(channels)
                     .map(|frame| frame.iter().sum::<f32>() / channels as f32),
             );
@@ -431,8 +414,8 @@ mod tests {
         );
     }
 
-    /// Tagged FLAC (comments, a cover picture) decodes whole: those blocks are
-    /// skipped as padding (flac_guard), from a file and from memory alike.
+    /// Tagged FLAC (comments, a cover picture) decodes whole, from a file and
+    /// from memory alike (made by tests/fixtures/tagged_and_hostile.py).
     #[test]
     fn a_tagged_flac_with_a_picture_decodes_whole() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tone_tagged.flac");

@@ -6,7 +6,6 @@
 
 pub mod demo;
 pub mod file;
-mod flac_guard;
 pub mod live;
 pub mod resample;
 pub mod supervisor;

@@ -270,11 +270,12 @@ fn nan_inf_and_huge_samples_give_valid_readings() {
 }
 
 /// Found by fuzzing: a 24-byte FLAC whose PICTURE block declares a 4 GiB
-/// picture made the decoder allocate that much before reading; where memory
-/// is short (here: 2 GiB of address space, as on a 2 GB Pi) earshotd aborted
-/// (exit 134). Now it is a damaged file like any other.
+/// picture, and the same in an Ogg comment header: symphonia 0.5 allocated
+/// the declared size before reading, and where memory is short (here: 2 GiB
+/// of address space, as on a 2 GB Pi) earshotd aborted (exit 134). Now the
+/// FLAC is a damaged file like any other and the Ogg's audio is read.
 #[test]
-fn a_flac_declaring_a_4_gib_picture_is_a_clean_error() {
+fn files_declaring_4_gib_of_metadata_cost_no_memory() {
     let dir = tempfile::tempdir().unwrap();
     let flac = dir.path().join("cover.flac");
     std::fs::write(
@@ -282,16 +283,25 @@ fn a_flac_declaring_a_4_gib_picture_is_a_clean_error() {
         b"fLaC\x01\0\0\0\x06Q\0\0\xfc\xff\xff\xff\xff\xff\xff\xff\x9e\x9e\x9e\x86",
     )
     .unwrap();
-    let out = run(
-        Command::new("prlimit")
-            .arg("--as=2147483648")
-            .arg(env!("CARGO_BIN_EXE_earshotd"))
-            .arg("analyze")
-            .arg(&flac)
-            .env("EARSHOT_CONFIG", ""),
-        LIMIT,
-    );
+    let analyze_in_2_gib = |file: &Path| {
+        run(
+            Command::new("prlimit")
+                .arg("--as=2147483648")
+                .arg(env!("CARGO_BIN_EXE_earshotd"))
+                .arg("analyze")
+                .arg(file)
+                .env("EARSHOT_CONFIG", ""),
+            LIMIT,
+        )
+    };
+    let out = analyze_in_2_gib(&flac);
     assert_clean_failure(&out, &["cover.flac", "not a readable audio file"]);
+    // made by device/tests/fixtures/tagged_and_hostile.py
+    let ogg = super::util::repo().join("device/tests/fixtures/comment_4gib.ogg");
+    let out = analyze_in_2_gib(&ogg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}:\n{stderr}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valence"));
 }
 
 // ---------------------------------------------------------------- 5: silent loss
