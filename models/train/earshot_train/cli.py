@@ -145,7 +145,8 @@ SCREENED_V4 = ["edge-mid1-2d", "edge-mid10", "edge-v3"]  # vs edge (edge-v4)
 
 
 # fold models measured by `robustness` (train/results/robustness.md) unless --models names others
-ROBUSTNESS_MODELS = ["robust", "robust-4q"]
+# ("arch:seed"; robust-4q's seed-0 fold models were not kept, so its seed 1)
+ROBUSTNESS_MODELS = ["robust", "robust-4q:1"]
 
 
 def cmd_robustness(args) -> None:
@@ -163,11 +164,16 @@ def cmd_robustness(args) -> None:
     if shipped.exists():
         results.append(json.loads(shipped.read_text()))
     archs = ROBUSTNESS_MODELS if args.models == ",".join(CV_MODELS) else args.models.split(",")
-    for arch in archs:
-        path = out_dir / f"{arch}-s0.json"
+    for item in archs:  # "arch" (seed 0) or "arch:seed"
+        arch, _, seed = item.partition(":")
+        seed = int(seed or 0)
+        path = out_dir / f"{arch}-s{seed}.json"
         if not path.exists():
-            R.run(args.data, arch)
-        results.append(json.loads(path.read_text()))
+            R.run(args.data, arch, seed=seed)
+        result = json.loads(path.read_text())
+        if seed:
+            result["arch"] = f"{arch} (seed {seed})"
+        results.append(result)
     text = R.table(results, args.data)
     (D.TRAIN_DIR / "results" / "robustness.md").write_text(text + "\n")
     print(text)
