@@ -79,13 +79,23 @@ class PlaneEncoder(nn.Module):
                 nn.MaxPool2d((1, 3)),
             )
             f = ((n_bands - 1) // 2 + 1) // 3 // 3  # bands left after the stride and both pools
+        elif len(planes) == 2:
+            # two wide 2-D layers on few positions: stride 3 and a pool before the second layer
+            p1, p2 = planes
+            self.planes = nn.Sequential(
+                nn.Conv2d(1, p1, (3, 7), stride=(1, 3), padding=(0, 3), dilation=(d[0], 1), bias=False),
+                nn.BatchNorm2d(p1), nn.ReLU(), nn.MaxPool2d((1, 3)),
+                nn.Conv2d(p1, p2, 3, padding=(0, 1), dilation=(d[1], 1), bias=False), nn.BatchNorm2d(p2), nn.ReLU(),
+                nn.MaxPool2d((1, 3)),
+            )
+            f = ((n_bands - 1) // 3 + 1) // 3 // 3
         elif len(planes) == 1:
             # one 2-D layer, then bands x channels as the 1-D layers' channels: large matmuls and
             # little packing, what tract's int8 kernels want (bench/int8-archs.md)
             self.planes = nn.Sequential(first, nn.BatchNorm2d(planes[0]), nn.ReLU(), nn.MaxPool2d((1, 3)))
             f = ((n_bands - 1) // 2 + 1) // 3
         else:
-            raise ValueError(f"planes {planes}: one or three 2-D layers")
+            raise ValueError(f"planes {planes}: one, two or three 2-D layers")
         self.convs = dilated(planes[-1] * f, channels, d[len(planes):], emb, dropout)
         self.receptive_field = 1 + 2 * sum(d)
         self.emb = emb

@@ -99,6 +99,10 @@ CONFIGS = {
     # the candidate that fits 15 M instructions per reading on a Pi 4 and lets int8 pay on a Pi 5
     "robust-4q-p1": Config(arch="edge", mid_weight=0.3, plane=(32,), frontend=2, capture=True,
                            mid_act="sigmoid", fourq=1.0, seeds=1, **{**_EDGE, "epochs": 30}),
+    # robust-4q on two wide 2-D layers (32 strided, 96) then three 1-D layers: 23.1 M MAC per reading;
+    # int8 pays on a Pi 5 (0.93x f32, bench/int8-archs.md)
+    "robust-4q-p2w": Config(arch="edge", mid_weight=0.3, plane=(32, 96), frontend=2, capture=True,
+                            mid_act="sigmoid", fourq=1.0, seeds=1, **{**_EDGE, "epochs": 30}),
     # the same on the clean front end version 2 without simulated capture: what the simulation costs
     "robust-clean": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, mid_act="sigmoid", seeds=1,
                            **_EDGE),
