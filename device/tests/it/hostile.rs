@@ -7,12 +7,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use earshot_protocol::{decode, Message};
 
-use super::util::{assert_clean_failure, earshotd, run, write_wav, Daemon};
+use super::util::{assert_clean_failure, earshotd, run, run_with, write_wav, Daemon};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -70,33 +70,6 @@ fn tone(seconds: f32) -> impl Iterator<Item = f32> {
         0.3 * ((2.0 * std::f32::consts::PI * 220.0 * t).sin()
             + 0.5 * (2.0 * std::f32::consts::PI * 330.0 * t).sin())
     })
-}
-
-/// Runs `cmd` to completion with `stdout` and `stderr` as given (a pipe is captured).
-fn run_with(
-    cmd: &mut Command,
-    stdout: Stdio,
-    stderr: Stdio,
-    limit: Duration,
-) -> (Output, Duration) {
-    let start = Instant::now();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn earshotd");
-    let pid = child.id().to_string();
-    // wait_with_output drains both pipes while it waits, so a chatty child never blocks
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(limit) {
-        Ok(out) => (out.expect("output"), start.elapsed()),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            panic!("earshotd did not finish within {limit:?}");
-        }
-    }
 }
 
 // ---------------------------------------------------------------- 1: data loss

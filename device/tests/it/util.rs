@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests (in the manner of ripgrep's tests/util.rs).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -72,39 +72,34 @@ pub fn analyze_json(path: &Path) -> serde_json::Value {
 
 /// Runs to completion with a time limit; panics on timeout.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
+    run_with(cmd, Stdio::piped(), Stdio::piped(), limit).0
+}
+
+/// [`run`] with `stdout` and `stderr` as given (a pipe is captured), and
+/// how long it took.
+pub fn run_with(
+    cmd: &mut Command,
+    stdout: Stdio,
+    stderr: Stdio,
+    limit: Duration,
+) -> (Output, Duration) {
+    let start = Instant::now();
+    let child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .expect("spawn earshotd");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
+    let pid = child.id().to_string();
+    // wait_with_output drains both pipes while it waits, so a chatty child never blocks
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => (out.expect("output"), start.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
             panic!("earshotd did not finish within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: t_out.join().expect("stdout reader"),
-        stderr: t_err.join().expect("stderr reader"),
     }
 }
 
