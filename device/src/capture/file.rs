@@ -254,10 +254,14 @@ impl FileSource {
 
     /// Decodes the whole file (offline helpers and tests).
     pub fn read_all(path: &Path) -> Result<Vec<f32>, CaptureError> {
-        let mut src = Self::open(path)?;
+        Self::open(path)?.read_to_end()
+    }
+
+    /// Every remaining sample.
+    fn read_to_end(mut self) -> Result<Vec<f32>, CaptureError> {
         let mut out = Vec::new();
         let never = Shutdown::new();
-        while src.read(&mut out, &never)? == Read::Audio {}
+        while self.read(&mut out, &never)? == Read::Audio {}
         Ok(out)
     }
 
@@ -420,12 +424,10 @@ mod tests {
     fn a_tagged_flac_with_a_picture_decodes_whole() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tone_tagged.flac");
         let bytes = std::fs::read(&path).unwrap();
-        let from_memory = {
-            let mut src = FileSource::from_bytes("x.flac", bytes).unwrap();
-            let (mut out, never) = (Vec::new(), Shutdown::new());
-            while src.read(&mut out, &never).unwrap() == Read::Audio {}
-            out
-        };
+        let from_memory = FileSource::from_bytes("x.flac", bytes)
+            .unwrap()
+            .read_to_end()
+            .unwrap();
         let from_file = FileSource::read_all(&path).unwrap();
         assert_eq!(from_file, from_memory);
         // 1 s of a 440 Hz tone at amplitude 0.5, already at the model rate
