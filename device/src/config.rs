@@ -104,12 +104,42 @@ impl Default for SourceConfig {
 }
 
 /// Numeric precision of the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
-    #[default]
     F32,
     Int8,
+}
+
+/// `[model] precision`: a fixed precision, or `auto`: int8 on the CPUs where
+/// the model's metadata says its int8 plan was measured cheaper, else f32
+/// (`model::precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrecisionChoice {
+    #[default]
+    Auto,
+    F32,
+    Int8,
+}
+
+impl From<Precision> for PrecisionChoice {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::F32 => PrecisionChoice::F32,
+            Precision::Int8 => PrecisionChoice::Int8,
+        }
+    }
+}
+
+impl fmt::Display for PrecisionChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PrecisionChoice::Auto => "auto",
+            PrecisionChoice::F32 => "f32",
+            PrecisionChoice::Int8 => "int8",
+        })
+    }
 }
 
 impl fmt::Display for Precision {
@@ -126,7 +156,7 @@ impl fmt::Display for Precision {
 pub struct ModelConfig {
     /// A model directory (metadata.json, model.onnx, model.int8.onnx); default: built in.
     pub dir: Option<PathBuf>,
-    pub precision: Precision,
+    pub precision: PrecisionChoice,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,7 +225,7 @@ impl Default for WatchdogConfig {
 pub struct Settings {
     pub source: SourceConfig,
     pub model_dir: Option<PathBuf>,
-    pub precision: Precision,
+    pub precision: PrecisionChoice,
     pub analysis: AnalysisSettings,
     pub ring_ms: u32,
     pub watchdog: crate::capture::WatchdogSettings,
@@ -501,7 +531,7 @@ mod tests {
     fn defaults_are_demo_with_server_on_7878() {
         let s = Loaded::defaults().validate().unwrap();
         assert_eq!(s.source, SourceConfig::Demo {});
-        assert_eq!(s.precision, Precision::F32);
+        assert_eq!(s.precision, PrecisionChoice::Auto);
         let server = s.server().unwrap();
         assert_eq!(server.tcp, Some("127.0.0.1:7878".parse().unwrap()));
         assert!(server.unix_socket.is_some());

@@ -29,7 +29,7 @@ use earshot_protocol::{Emotions, InputState, MidLevel, Reading, SourceState};
 use serde::Serialize;
 
 use capture::{AudioSource, CaptureError, Read};
-use config::{AnalysisSettings, Precision, Settings};
+use config::{AnalysisSettings, PrecisionChoice, Settings};
 use health::Counters;
 use model::{Model, ModelError, ModelSource};
 use pipeline::{Pipeline, PipelineSettings, Step};
@@ -99,7 +99,10 @@ impl Shutdown {
 }
 
 /// The model the settings ask for (built in unless a directory is given).
-pub fn load_model(dir: Option<&Path>, precision: Precision) -> Result<Model, ModelError> {
+pub fn load_model(
+    dir: Option<&Path>,
+    precision: impl Into<PrecisionChoice>,
+) -> Result<Model, ModelError> {
     let source = match dir {
         Some(d) => ModelSource::Dir(d.to_path_buf()),
         None => ModelSource::BuiltIn,
@@ -107,8 +110,10 @@ pub fn load_model(dir: Option<&Path>, precision: Precision) -> Result<Model, Mod
     let started = Instant::now();
     let model = Model::load(&source, precision)?;
     tracing::info!(
-        "model {} ({precision}) loaded and checked in {:.0} ms",
+        "model {} ({}: {}) loaded and checked in {:.0} ms",
         model.id(),
+        model.precision(),
+        model.precision_reason(),
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(model)
@@ -340,6 +345,8 @@ pub struct Report {
     pub source: String,
     pub model_id: String,
     pub precision: String,
+    /// Why that precision (the configuration, or what `auto` found on this CPU).
+    pub precision_reason: String,
     pub hop_ms: f64,
     pub window_ms: f64,
     pub seconds: f64,
@@ -357,7 +364,7 @@ pub struct Report {
 pub fn analyze(
     path: &Path,
     model_dir: Option<&Path>,
-    precision: Precision,
+    precision: impl Into<PrecisionChoice>,
     analysis: &AnalysisSettings,
 ) -> Result<Report, Error> {
     let health = Arc::new(Counters::default());
@@ -431,7 +438,8 @@ pub fn analyze(
     Ok(Report {
         source: label,
         model_id: model.id().to_string(),
-        precision: precision.to_string(),
+        precision: model.precision().to_string(),
+        precision_reason: model.precision_reason().to_string(),
         hop_ms: ps.hop_ms(),
         window_ms: ps.window_ms(),
         seconds: samples as f64 / f64::from(frontend::SAMPLE_RATE_HZ),

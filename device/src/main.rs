@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use earshot_device::config::{Loaded, Precision, Settings, SourceConfig};
+use earshot_device::config::{Loaded, PrecisionChoice, Settings, SourceConfig};
 use earshot_device::{capture, Reload, Shutdown};
 use earshot_protocol::{Emotions, MidLevel};
 
@@ -68,8 +68,12 @@ struct ModelArgs {
     /// Model directory (metadata.json, model.onnx, model.int8.onnx); default: built in.
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
-    /// Run the int8 model.
-    #[arg(long)]
+    /// Numeric precision: auto (int8 where the model's metadata says it is
+    /// faster on this CPU, else f32), f32 or int8; default: the config's, else auto.
+    #[arg(long, value_name = "auto|f32|int8", value_parser = parse_precision)]
+    precision: Option<PrecisionChoice>,
+    /// Short for --precision int8.
+    #[arg(long, conflicts_with = "precision")]
     int8: bool,
 }
 
@@ -286,6 +290,15 @@ fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
+fn parse_precision(s: &str) -> Result<PrecisionChoice, String> {
+    match s {
+        "auto" => Ok(PrecisionChoice::Auto),
+        "f32" => Ok(PrecisionChoice::F32),
+        "int8" => Ok(PrecisionChoice::Int8),
+        _ => Err(format!("{s:?} is not a precision; use auto, f32 or int8")),
+    }
+}
+
 fn load_config(args: &ModelArgs) -> anyhow::Result<Loaded> {
     let mut loaded = match config_path(args.config.as_deref()) {
         Some(path) => {
@@ -297,8 +310,11 @@ fn load_config(args: &ModelArgs) -> anyhow::Result<Loaded> {
     if let Some(dir) = &args.model {
         loaded.config.model.dir = Some(dir.clone());
     }
+    if let Some(p) = args.precision {
+        loaded.config.model.precision = p;
+    }
     if args.int8 {
-        loaded.config.model.precision = Precision::Int8;
+        loaded.config.model.precision = PrecisionChoice::Int8;
     }
     Ok(loaded)
 }

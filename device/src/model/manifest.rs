@@ -24,6 +24,10 @@ pub struct Metadata {
     pub mid_level_means: Vec<f64>,
     #[serde(default)]
     pub macs_per_window: Option<u64>,
+    /// CPU classes (`precision::CPU_CLASSES`) where the int8 plan was measured
+    /// cheaper than f32, for `precision = "auto"`; absent: none.
+    #[serde(default)]
+    pub int8_faster_on: Vec<String>,
     /// Where the training windows' embeddings lie (`in_range`); absent in older models.
     #[serde(default)]
     pub novelty: Option<NoveltyMeta>,
@@ -176,17 +180,28 @@ impl Head {
     }
 }
 
-/// The built-in model's metadata and ONNX bytes.
+/// The built-in model's metadata.
 #[cfg(earshot_embedded_model)]
-pub(super) fn builtin(precision: Precision) -> Result<(&'static [u8], &'static [u8]), ModelError> {
+pub(super) fn builtin_metadata() -> Result<&'static [u8], ModelError> {
+    Ok(embedded::METADATA)
+}
+
+/// The built-in model's ONNX bytes.
+#[cfg(earshot_embedded_model)]
+pub(super) fn builtin(precision: Precision) -> Result<&'static [u8], ModelError> {
     Ok(match precision {
-        Precision::F32 => (embedded::METADATA, embedded::F32),
-        Precision::Int8 => (embedded::METADATA, embedded::INT8),
+        Precision::F32 => embedded::F32,
+        Precision::Int8 => embedded::INT8,
     })
 }
 
 #[cfg(not(earshot_embedded_model))]
-pub(super) fn builtin(_precision: Precision) -> Result<(&'static [u8], &'static [u8]), ModelError> {
+pub(super) fn builtin_metadata() -> Result<&'static [u8], ModelError> {
+    Err(ModelError::NotBuiltIn)
+}
+
+#[cfg(not(earshot_embedded_model))]
+pub(super) fn builtin(_precision: Precision) -> Result<&'static [u8], ModelError> {
     Err(ModelError::NotBuiltIn)
 }
 
@@ -196,6 +211,16 @@ pub(super) fn check_metadata(meta: &Metadata, path: &str) -> Result<(Head, Linea
         path: path.to_string(),
         message,
     };
+    if let Some(c) = meta
+        .int8_faster_on
+        .iter()
+        .find(|c| !super::precision::CPU_CLASSES.contains(&c.as_str()))
+    {
+        return Err(err(format!(
+            "int8_faster_on names the CPU class {c:?}; this daemon knows {:?}",
+            super::precision::CPU_CLASSES
+        )));
+    }
     if meta.mid_level_names != MidLevel::<f32>::NAMES {
         return Err(err(format!(
             "mid_level_names are {:?}, this daemon's protocol has {:?}",

@@ -29,16 +29,17 @@ use tract_hir::infer::Factoid;
 use tract_onnx::prelude::*;
 use tract_pulse::internal::{PulsedModel, PulsedModelExt};
 
-use crate::config::Precision;
+use crate::config::{Precision, PrecisionChoice};
 use crate::explain::Linear;
 use crate::frontend;
 
 mod inspect;
 mod manifest;
+pub mod precision;
 mod stream;
 mod window;
 
-use manifest::{builtin, check_metadata};
+use manifest::{builtin, builtin_metadata, check_metadata};
 pub use manifest::{
     FileMeta, FrontendMeta, Head, HeadMeta, InputMeta, LinearMeta, Metadata, Novelty, NoveltyMeta,
     SHIPPED_ID,
@@ -89,6 +90,34 @@ pub enum ModelError {
     Run(String),
 }
 
+/// tract 0.23.9's AMX int8 kernel (x86 Xeons since Sapphire Rapids, this
+/// project's build machines among them) loads tiles past the end of its packed
+/// operand: int8 runs died with SIGSEGV in `avx512amx_mmm_i32_16x16` whenever
+/// that buffer ended at a page boundary (`tileloaddt1`, fault one byte into the
+/// next page). Out of tract's kernel pool it goes, below any `TRACT_CPU_ISA`
+/// the user sets; int8 then runs the AVX-512 VNNI kernels, same results.
+fn avoid_broken_kernels() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if let Err(e) = tract_onnx::prelude::tract_data::knobs::set_config_global(
+                "TRACT_CPU_ISA",
+                "-amx-int8",
+            ) {
+                tracing::warn!("could not take tract's AMX int8 kernel out: {e}");
+            }
+        });
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|source| ModelError::Missing {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn onnx_err(path: &str) -> impl Fn(TractError) -> ModelError + '_ {
     move |e| ModelError::Onnx {
         path: path.to_string(),
@@ -109,6 +138,8 @@ pub enum ModelSource {
 pub struct Model {
     meta: Metadata,
     precision: Precision,
+    /// Why this precision (the configuration, or what `auto` found).
+    precision_reason: String,
     /// The ONNX file, for messages.
     origin: String,
     graph: InferenceModel,
@@ -118,34 +149,23 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads, verifies and parses a model at the given precision.
-    pub fn load(source: &ModelSource, precision: Precision) -> Result<Self, ModelError> {
-        let file = match precision {
-            Precision::F32 => "model.onnx",
-            Precision::Int8 => "model.int8.onnx",
-        };
-        let (meta_origin, meta_bytes, origin, onnx) = match source {
+    /// Loads, verifies and parses a model at the given precision (`auto`:
+    /// see [`precision::choose`]).
+    pub fn load(
+        source: &ModelSource,
+        choice: impl Into<PrecisionChoice>,
+    ) -> Result<Self, ModelError> {
+        avoid_broken_kernels();
+        let (meta_origin, meta_bytes) = match source {
             ModelSource::Dir(dir) => {
-                let read = |name: &str| {
-                    let path = dir.join(name);
-                    std::fs::read(&path).map_err(|source| ModelError::Missing { path, source })
-                };
-                (
-                    dir.join("metadata.json").display().to_string(),
-                    read("metadata.json")?,
-                    dir.join(file).display().to_string(),
-                    read(file)?,
-                )
+                let path = dir.join("metadata.json");
+                let bytes = read(&path)?;
+                (path.display().to_string(), bytes)
             }
-            ModelSource::BuiltIn => {
-                let (m, o) = builtin(precision)?;
-                (
-                    "<built-in>/metadata.json".to_string(),
-                    m.to_vec(),
-                    format!("<built-in>/{file}"),
-                    o.to_vec(),
-                )
-            }
+            ModelSource::BuiltIn => (
+                "<built-in>/metadata.json".to_string(),
+                builtin_metadata()?.to_vec(),
+            ),
         };
         let meta: Metadata =
             serde_json::from_slice(&meta_bytes).map_err(|e| ModelError::Metadata {
@@ -153,6 +173,16 @@ impl Model {
                 message: e.to_string(),
             })?;
         let (head, linear) = check_metadata(&meta, &meta_origin)?;
+        let (precision, precision_reason) =
+            precision::choose(choice.into(), &meta.int8_faster_on, &precision::this_cpu());
+        let file = match precision {
+            Precision::F32 => "model.onnx",
+            Precision::Int8 => "model.int8.onnx",
+        };
+        let (origin, onnx) = match source {
+            ModelSource::Dir(dir) => (dir.join(file).display().to_string(), read(&dir.join(file))?),
+            ModelSource::BuiltIn => (format!("<built-in>/{file}"), builtin(precision)?.to_vec()),
+        };
         let expected = meta.files.get(file).ok_or_else(|| ModelError::Metadata {
             path: meta_origin.clone(),
             message: format!("`files` has no entry for {file}"),
@@ -176,6 +206,7 @@ impl Model {
         let model = Self {
             meta,
             precision,
+            precision_reason,
             origin,
             graph,
             head,
@@ -197,6 +228,11 @@ impl Model {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Why [`Model::precision`] was chosen.
+    pub fn precision_reason(&self) -> &str {
+        &self.precision_reason
     }
 
     /// The 7 -> 8 layer and the mid-level means (for `explain`).
@@ -596,6 +632,11 @@ mod tests {
         assert!(
             f32_kernels.iter().all(|k| k.contains("mmm_f32")),
             "{f32_kernels:?}"
+        );
+        // tract's AMX int8 kernel reads past its operand (avoid_broken_kernels)
+        assert!(
+            kernels.iter().all(|k| !k.contains("amx")),
+            "the int8 plan runs tract's AMX kernel: {kernels:?}"
         );
     }
 

@@ -11,7 +11,10 @@ use std::time::Duration;
 use earshot_protocol::{Emotions, MidLevel};
 use serde::Deserialize;
 
-use super::util::{analyze_json, earshotd, model_dir, repo, run, sha256, shared_data};
+use super::util::{
+    analyze_json, copy_model, earshotd, edit_metadata, model_dir, repo, run, sha256, shared_data,
+    write_wav,
+};
 
 const TOLERANCE: f64 = 1e-3;
 
@@ -108,5 +111,73 @@ fn analyze_csv_has_a_row_per_window_and_a_mean() {
     assert!(
         text.contains("emotions (0..1)") && text.contains("tender"),
         "{text}"
+    );
+}
+
+/// `precision = "auto"` runs int8 only where the model's metadata says it was
+/// measured faster; a fixed precision wins; a CPU class the daemon does not
+/// know is a metadata error, not a silent f32.
+#[test]
+fn auto_precision_follows_the_cpus_the_model_was_measured_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    copy_model(&model);
+    let wav = dir.path().join("tone.wav");
+    write_wav(&wav, 22050, 12.0);
+    let this_arch = std::env::consts::ARCH;
+    let other = if this_arch == "x86_64" {
+        "aarch64+dotprod"
+    } else {
+        "x86_64"
+    };
+    let analyze = |extra: &[&str]| {
+        let out = run(
+            earshotd()
+                .arg("analyze")
+                .arg(&wav)
+                .arg("--json")
+                .arg("--model")
+                .arg(&model)
+                .args(extra),
+            Duration::from_secs(120),
+        );
+        (
+            out.status.success(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).ok(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let precision = |extra: &[&str]| {
+        let (ok, report, stderr) = analyze(extra);
+        assert!(ok, "{stderr}");
+        let r = report.expect("analyze --json writes JSON");
+        (
+            r["precision"].as_str().unwrap().to_string(),
+            r["precision_reason"].as_str().unwrap().to_string(),
+        )
+    };
+
+    edit_metadata(&model, |m| {
+        m["int8_faster_on"] = serde_json::json!([this_arch])
+    });
+    let (p, why) = precision(&[]);
+    assert_eq!(p, "int8", "{why}");
+    assert!(why.contains(this_arch), "{why}");
+    assert_eq!(precision(&["--precision", "f32"]).0, "f32");
+
+    edit_metadata(&model, |m| m["int8_faster_on"] = serde_json::json!([other]));
+    let (p, why) = precision(&[]);
+    assert_eq!(p, "f32", "{why}");
+    assert!(why.contains(&format!("only on {other}")), "{why}");
+    assert_eq!(precision(&["--int8"]).0, "int8");
+
+    edit_metadata(&model, |m| {
+        m["int8_faster_on"] = serde_json::json!(["arm64"])
+    });
+    let (ok, _, stderr) = analyze(&[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("int8_faster_on") && stderr.contains("\"arm64\""),
+        "{stderr}"
     );
 }

@@ -99,6 +99,7 @@ def cmd_export(args) -> None:
     meta = X.metadata(model, model_id, out, mid_means, {
         "training": {"clips": len(fit_ids), "seed": 0, "config": T.asdict(cfg), "proxies": T.PROXIES_VERSION,
                      "data": data_text},
+        "int8_faster_on": list(cfg.int8_faster_on),
         "novelty": X.novelty(model, X.calibration_windows(cfg, specs, bands, fit_ids, n=len(fit_ids), seed=1)),
         "checks": checks,
     })
