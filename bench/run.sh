@@ -42,9 +42,8 @@ sf.write(out / "short.wav", audio[: 12 * 22050], 22050, subtype="PCM_16")
 sf.write(out / "long.wav", audio[: 78 * 22050], 22050, subtype="PCM_16")
 PY
   count() {  # cpu precision file -> "insns readings neon_in_top40 top40"
-    local cpu=$1 precision=$2 file=$3 flag=()
-    [ "$precision" = int8 ] && flag=(--int8)
-    qemu-aarch64 -cpu "$cpu" -plugin "$OUT/libinsncount.so" -d plugin "$BIN" analyze "$OUT/$file" --json "${flag[@]}" \
+    local cpu=$1 precision=$2 file=$3
+    qemu-aarch64 -cpu "$cpu" -plugin "$OUT/libinsncount.so" -d plugin "$BIN" analyze "$OUT/$file" --json --precision "$precision" \
       >"$OUT/$cpu-$precision-$file.json" 2>"$OUT/$cpu-$precision-$file.count"
     "$py" - "$OUT/$cpu-$precision-$file.json" "$OUT/$cpu-$precision-$file.count" <<'PY'
 import json, re, sys
@@ -105,16 +104,14 @@ sf.write(dest, audio, 22050, subtype="PCM_16")
 print(f"{dest}: {len(clips)} clips, {len(audio) / 22050:.1f} s", file=sys.stderr)
 EOF
 for precision in f32 int8; do
-  flag=""; [ "$precision" = int8 ] && flag="--int8"
-  /usr/bin/time -v "$BIN" analyze "$OUT/long.wav" --json $flag >"$OUT/analyze_$precision.json" 2>"$OUT/time_analyze_$precision.txt"
+  /usr/bin/time -v "$BIN" analyze "$OUT/long.wav" --json --precision "$precision" >"$OUT/analyze_$precision.json" 2>"$OUT/time_analyze_$precision.txt"
 done
 /usr/bin/time -v "$BIN" analyze "$DATA/soundtracks/audio/001.mp3" --json >"$OUT/analyze_mp3.json" 2>"$OUT/time_analyze_mp3.txt"
 
 echo "== paced demo for ${DEMO_SECONDS} s per precision: CPU and RSS of the whole daemon" >&2
 for precision in f32 int8; do
-  flag=""; [ "$precision" = int8 ] && flag="--int8"
   rm -f "$OUT/bench.sock"
-  "$BIN" run --demo --listen 127.0.0.1:0 --socket "$OUT/bench.sock" --log-file "$OUT/demo_$precision.log" $flag &
+  "$BIN" run --demo --listen 127.0.0.1:0 --socket "$OUT/bench.sock" --log-file "$OUT/demo_$precision.log" --precision "$precision" &
   pid=$!
   sleep 3  # model load and first readings out of the way
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")

@@ -94,11 +94,6 @@ for t in frontend::tests::matches_reference_on_golden_vectors model::tests::f32_
 done
 
 echo "== 2. earshotd analyze: aarch64 under qemu against x86" >&2
-# tract 0.23.9's AMX int8 kernel (avx512amx_mmm_i32_16x16) segfaults now and
-# then on x86 CPUs with AMX (a tileloaddt1 out of bounds); the x86 reference
-# runs without it. No effect elsewhere: the Pi has no AMX.
-x86_env=()
-grep -qw amx_int8 /proc/cpuinfo && x86_env=(TRACT_CPU_ISA=-amx-int8)
 clips=(device/assets/demo/2-happy.mp3 device/assets/demo/3-tense.mp3)
 shared=../shared/data/soundtracks/audio/001.mp3
 [ -f "$shared" ] && clips+=("$shared")
@@ -108,14 +103,12 @@ runs=("f32 cortex-a72" "int8 cortex-a72" "int8 cortex-a76")
 for clip in "${clips[@]}"; do
   name=$(basename "$clip" .mp3)
   for precision in f32 int8; do
-    flag=(); [ "$precision" = int8 ] && flag=(--int8)
-    env "${x86_env[@]}" "$EARSHOTD_NATIVE" analyze "$clip" --json "${flag[@]}" >"$work/$name-$precision-x86.json" 2>/dev/null ||
+    "$EARSHOTD_NATIVE" analyze "$clip" --json --precision "$precision" >"$work/$name-$precision-x86.json" 2>/dev/null ||
       fail "native earshotd analyze $clip ($precision)"
   done
   for run in "${runs[@]}"; do
     read -r precision cpu <<<"$run"
-    flag=(); [ "$precision" = int8 ] && flag=(--int8)
-    jobs_run "$name-$precision-$cpu" qemu "$cpu" "$pi/earshotd" analyze "$clip" --json "${flag[@]}"
+    jobs_run "$name-$precision-$cpu" qemu "$cpu" "$pi/earshotd" analyze "$clip" --json --precision "$precision"
   done
 done
 wait
@@ -151,6 +144,28 @@ sys.exit(0 if worst <= tol and summary <= tol else 1)
 PY
   done
 done
+
+echo "== 2b. precision = auto: int8 only where the model's metadata says it is faster" >&2
+# A copy of the shipped model that declares int8 faster on dot-product CPUs:
+# the A76 (Pi 5) has the dot product, the A72 (Pi 4) has not.
+cp -r "models/$(cat models/SHIPPED)" "$work/model-auto"
+python3 - "$work/model-auto/metadata.json" <<'PY'
+import json, sys
+meta = json.load(open(sys.argv[1]))
+meta["int8_faster_on"] = ["aarch64+dotprod"]
+json.dump(meta, open(sys.argv[1], "w"))
+PY
+for cpu in cortex-a72 cortex-a76; do
+  qemu "$cpu" "$pi/earshotd" analyze device/assets/demo/2-happy.mp3 --json --model "$work/model-auto" \
+    >"$work/auto-$cpu.json" 2>/dev/null || fail "aarch64 earshotd analyze, precision auto ($cpu)"
+done
+python3 - "$work/auto-cortex-a72.json" "$work/auto-cortex-a76.json" <<'PY' || fail "precision auto chose wrongly"
+import json, sys
+a72, a76 = (json.load(open(p)) for p in sys.argv[1:3])
+for cpu, r in (("cortex-a72", a72), ("cortex-a76", a76)):
+    print(f"   {cpu}: {r['precision']} ({r['precision_reason']})", file=sys.stderr)
+assert a72["precision"] == "f32" and a76["precision"] == "int8", (a72["precision"], a76["precision"])
+PY
 
 echo "== 3. no sound card: plain messages" >&2
 # qemu-user runs the real aarch64 ALSA library; this machine has no /dev/snd.
