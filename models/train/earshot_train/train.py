@@ -108,6 +108,13 @@ CONFIGS = {
     "robust-4q-p2w": Config(arch="edge", mid_weight=0.3, plane=(32, 96), frontend=2, capture=True,
                             mid_act="sigmoid", fourq=1.0, int8_faster_on=("aarch64+dotprod",), seeds=1,
                             **{**_EDGE, "epochs": 30}),
+    # robust-4q with the 4q-dev signs at 0.3 of the weight: with 1.0, happy (0.54 +- 0.14 over 10 runs;
+    # robust: 0.66) and the mid-level agreement (0.42; robust: 0.55) gave way to valence on pop
+    "robust-4q-f03": Config(arch="edge", mid_weight=0.3, plane=_PLANE, frontend=2, capture=True,
+                            mid_act="sigmoid", fourq=0.3, seeds=2, **{**_EDGE, "epochs": 30}),
+    # and the proxies at 1.0 (edge-mid1-2d: mid-level 0.65 against edge's 0.60, avg r -0.03)
+    "robust-4q-f03m1": Config(arch="edge", mid_weight=1.0, plane=_PLANE, frontend=2, capture=True,
+                              mid_act="sigmoid", fourq=0.3, seeds=2, **{**_EDGE, "epochs": 30}),
     # robust-4q again, seed 0, on this code and this machine: robust-4q's seed-0 runs came with the
     # repository (trained elsewhere, fold models not kept) and score 0.05 above its seed 1 on every
     # fold. Fold 0 gave 0.768 against 0.773: they reproduce, seed 0 was a lucky seed (stopped there)
