@@ -176,6 +176,12 @@ def cmd_robustness(args) -> None:
             result["arch"] = f"{arch} (seed {seed})"
         results.append(result)
     text = R.table(results, args.data)
+    shipped_dir = D.MODELS_DIR / D.shipped_id()
+    int8 = out_dir / f"{shipped_dir.name}-int8.json"
+    if (shipped_dir / "model.int8.onnx").exists() and not int8.exists():
+        R.int8_agreement(args.data, shipped_dir)
+    if int8.exists():
+        text += "\n\n" + R.int8_table(json.loads(int8.read_text()))
     (D.TRAIN_DIR / "results" / "robustness.md").write_text(text + "\n")
     print(text)
 

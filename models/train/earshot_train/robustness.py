@@ -210,21 +210,61 @@ def run(data: Path, arch: str, seed: int = 0, per_fold: int = 6, fourq_per_fold:
     return result
 
 
-def run_shipped(data: Path, model_dir: Path, spectrogram, n_clips: int = 60, log=print) -> dict:
-    """A shipped ONNX model (trained on every Soundtracks clip) on clips of both data sets."""
+def _clips_of_both(data: Path, n_clips: int) -> dict[int, np.ndarray]:
+    """n_clips / 2 Soundtracks and n_clips / 2 4q-dev clips, the same ones every time."""
     ids, _ = D.ratings(data)
     rng = np.random.default_rng(0)
     paths = D.audio_paths(data)
     fq = D.fourq(data)
     chosen = {int(i): paths[int(i)] for i in rng.choice(ids, n_clips // 2, replace=False)}
     chosen.update({c["id"]: c["path"] for c in rng.choice(fq, n_clips // 2, replace=False)})
-    clips = {i: frontend.load_audio(p) for i, p in chosen.items()}
+    return {i: frontend.load_audio(p) for i, p in chosen.items()}
+
+
+def run_shipped(data: Path, model_dir: Path, spectrogram, n_clips: int = 60, log=print) -> dict:
+    """A shipped ONNX model (trained on every Soundtracks clip) on clips of both data sets."""
+    clips = _clips_of_both(data, n_clips)
     result = {"model": model_dir.name, "folds": {0: evaluate(onnx_predictor(model_dir / "model.onnx"), spectrogram,
                                                                   clips, log=log)}}
     path = D.TRAIN_DIR / "results" / "robustness" / f"{model_dir.name}-shipped.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")
     return result
+
+
+def int8_agreement(data: Path, model_dir: Path, n_clips: int = 30, conditions=CONDITIONS, log=print) -> dict:
+    """The shipped int8 model against its f32 model (onnxruntime) on the same windows, under every
+    condition: per window, the absolute difference of the 7 mid-level and 8 emotion values."""
+    from .train import windows
+
+    f32 = onnx_predictor(model_dir / "model.onnx")
+    q8 = onnx_predictor(model_dir / "model.int8.onnx")
+    clips = _clips_of_both(data, n_clips)
+    result = {"model": model_dir.name, "clips": len(clips), "conditions": {}}
+    for name, fn in {"clean": lambda a: a, **conditions}.items():
+        diff = np.concatenate([np.abs(q8(w) - f32(w)) for w in
+                               (windows(frontend.spectrogram(fn(a))) for a in clips.values())])
+        row = {"windows": len(diff),
+               "emo_mean": float(diff[:, 7:].mean()), "mid_mean": float(diff[:, :7].mean()),
+               "emo_p99": float(np.quantile(diff[:, 7:], 0.99)), "mid_p99": float(np.quantile(diff[:, :7], 0.99)),
+               "max": float(diff.max())}
+        result["conditions"][name] = row
+        log(f"  {name}: int8 - f32 mean {row['emo_mean']:.4f} / {row['mid_mean']:.4f}, max {row['max']:.3f}")
+    path = D.TRAIN_DIR / "results" / "robustness" / f"{model_dir.name}-int8.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def int8_table(result: dict) -> str:
+    """Markdown: int8 against f32 per condition."""
+    lines = [f"int8 against f32, {result['model']} (onnxruntime), {result['clips']} clips of both data sets, "
+             "every window: mean (99th percentile) absolute difference of the values, and the largest one",
+             "", "| condition | windows | emotions | mid-level | largest |", "|---|---|---|---|---|"]
+    for name, r in result["conditions"].items():
+        lines.append(f"| {name} | {r['windows']} | {r['emo_mean']:.4f} ({r['emo_p99']:.3f}) | "
+                     f"{r['mid_mean']:.4f} ({r['mid_p99']:.3f}) | {r['max']:.3f} |")
+    return "\n".join(lines)
 
 
 def table(results: list[dict], data: Path) -> str:
