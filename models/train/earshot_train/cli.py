@@ -203,11 +203,11 @@ def cmd_report(args) -> None:
     text += "\n\nFront end version 2 (robust, edge-v5) against edge (edge-v4) on the same folds and seeds:\n\n"
     text += report.screening_table(args.data, "edge", ["robust", "robust-clean"])
     text += "\n\nVariants of robust-4q (edge-v5) against it on the same folds and seeds:\n\n"
-    text += report.screening_table(args.data, "robust-4q", ["robust-4q-again", "robust-4q-rooms", "robust-4q-p1",
-                                                            "robust-4q-p2w"])
+    text += report.screening_table(args.data, "robust-4q", ["robust-4q-again", "robust-4q-f03", "robust-4q-f03m1",
+                                                            "robust-4q-rooms", "robust-4q-p1", "robust-4q-p2w"])
     text += ("\n\n4q-dev (popular music), held-out folds grouped by artist: signs of valence and arousal "
              "(balanced accuracy at the rating scale's midpoint, 0.5; AUC)\n\n")
-    variants = ["robust-4q-rooms", "robust-4q-p1", "robust-4q-p2w"]
+    variants = ["robust-4q-f03", "robust-4q-f03m1", "robust-4q-rooms", "robust-4q-p1", "robust-4q-p2w"]
     text += report.fourq_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     mid = report.fourq_mid_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     if mid:

@@ -115,6 +115,10 @@ CONFIGS = {
     # and the proxies at 1.0 (edge-mid1-2d: mid-level 0.65 against edge's 0.60, avg r -0.03)
     "robust-4q-f03m1": Config(arch="edge", mid_weight=1.0, plane=_PLANE, frontend=2, capture=True,
                               mid_act="sigmoid", fourq=0.3, seeds=2, **{**_EDGE, "epochs": 30}),
+    # the proxies at 1.0 with the signs at full weight: f03m1's stable mid-level agreement (0.59-0.65 on
+    # every run) without f03's loss of valence on pop
+    "robust-4q-m1": Config(arch="edge", mid_weight=1.0, plane=_PLANE, frontend=2, capture=True,
+                           mid_act="sigmoid", fourq=1.0, seeds=2, **{**_EDGE, "epochs": 30}),
     # robust-4q again, seed 0, on this code and this machine: robust-4q's seed-0 runs came with the
     # repository (trained elsewhere, fold models not kept) and score 0.05 above its seed 1 on every
     # fold. Fold 0 gave 0.768 against 0.773: they reproduce, seed 0 was a lucky seed (stopped there)
