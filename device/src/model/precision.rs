@@ -55,8 +55,7 @@ pub fn choose(
             } else if int8_faster_on.is_empty() {
                 (
                     Precision::F32,
-                    "auto: the model's int8 plan is faster than f32 on no CPU it was measured on"
-                        .into(),
+                    "auto: the model's metadata names no CPU where its int8 plan is faster".into(),
                 )
             } else {
                 (
