@@ -114,7 +114,7 @@ pub enum Precision {
 /// `[model] precision`: a fixed precision, or `auto`: int8 on the CPUs where
 /// the model's metadata says its int8 plan was measured cheaper, else f32
 /// (`model::precision`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum PrecisionChoice {
     #[default]
@@ -129,16 +129,6 @@ impl From<Precision> for PrecisionChoice {
             Precision::F32 => PrecisionChoice::F32,
             Precision::Int8 => PrecisionChoice::Int8,
         }
-    }
-}
-
-impl fmt::Display for PrecisionChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PrecisionChoice::Auto => "auto",
-            PrecisionChoice::F32 => "f32",
-            PrecisionChoice::Int8 => "int8",
-        })
     }
 }
 

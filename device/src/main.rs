@@ -70,7 +70,7 @@ struct ModelArgs {
     model: Option<PathBuf>,
     /// Numeric precision: auto (int8 where the model's metadata says it is
     /// faster on this CPU, else f32), f32 or int8; default: the config's, else auto.
-    #[arg(long, value_name = "auto|f32|int8", value_parser = parse_precision)]
+    #[arg(long, value_enum)]
     precision: Option<PrecisionChoice>,
     /// Short for --precision int8.
     #[arg(long, conflicts_with = "precision")]
@@ -287,15 +287,6 @@ fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
         None => Path::new(SYSTEM_CONFIG)
             .is_file()
             .then(|| PathBuf::from(SYSTEM_CONFIG)),
-    }
-}
-
-fn parse_precision(s: &str) -> Result<PrecisionChoice, String> {
-    match s {
-        "auto" => Ok(PrecisionChoice::Auto),
-        "f32" => Ok(PrecisionChoice::F32),
-        "int8" => Ok(PrecisionChoice::Int8),
-        _ => Err(format!("{s:?} is not a precision; use auto, f32 or int8")),
     }
 }
 

@@ -180,7 +180,10 @@ impl Model {
             Precision::Int8 => "model.int8.onnx",
         };
         let (origin, onnx) = match source {
-            ModelSource::Dir(dir) => (dir.join(file).display().to_string(), read(&dir.join(file))?),
+            ModelSource::Dir(dir) => {
+                let path = dir.join(file);
+                (path.display().to_string(), read(&path)?)
+            }
             ModelSource::BuiltIn => (format!("<built-in>/{file}"), builtin(precision)?.to_vec()),
         };
         let expected = meta.files.get(file).ok_or_else(|| ModelError::Metadata {
