@@ -219,8 +219,7 @@ impl Pipeline {
             repaired,
         } = self;
         let samples = repair(samples, scratch, repaired);
-        core.level.feed(samples);
-        frontend.push(samples, |column, _energy| core.on_column(column, out));
+        frontend.push(samples, |column, added| core.on_column(column, added, out));
         match core.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -270,37 +269,40 @@ impl Pipeline {
     }
 }
 
-/// The level meter's view of the input: squares of the samples with DC
+/// The level meter's view of the input: the energy of the samples with DC
 /// removed (a one-pole high-pass at about 17 Hz), so that a constant offset
-/// (a cheap microphone, a damaged file) reads as the silence it is. Squares
-/// wait here until the front end's frame that added those samples comes out.
+/// (a cheap microphone, a damaged file) reads as the silence it is. Fed each
+/// frame's new samples, so that the energy belongs to that frame.
 #[derive(Debug, Default)]
 struct DcFreeLevel {
     /// The previous input sample; `None` before the first, so that the filter
     /// starts settled on the input's offset instead of ringing from a step.
     x1: Option<f64>,
     y1: f64,
-    squares: std::collections::VecDeque<f64>,
 }
 
 impl DcFreeLevel {
     /// Pole of the DC blocker: cut-off (1 - R) fs / 2 pi, about 17 Hz at 22050 Hz.
     const R: f64 = 0.995;
 
-    fn feed(&mut self, samples: &[f32]) {
+    /// Sum of squares of `samples` after the filter.
+    fn energy(&mut self, samples: &[f32]) -> f64 {
+        let Some(&first) = samples.first() else {
+            return 0.0;
+        };
+        let mut x1 = self.x1.unwrap_or(f64::from(first));
+        let mut y1 = self.y1;
+        let mut sum = 0.0;
         for &x in samples {
             let x = f64::from(x);
-            let y = x - self.x1.unwrap_or(x) + Self::R * self.y1;
-            self.x1 = Some(x);
-            self.y1 = y;
-            self.squares.push_back(y * y);
+            let y = x - x1 + Self::R * y1;
+            x1 = x;
+            y1 = y;
+            sum += y * y;
         }
-    }
-
-    /// Sum of the next `n` squares.
-    fn take(&mut self, n: usize) -> f64 {
-        let n = n.min(self.squares.len());
-        self.squares.drain(..n).sum()
+        self.x1 = Some(x1);
+        self.y1 = y1;
+        sum
     }
 }
 
@@ -356,20 +358,15 @@ impl Core {
         end_sample * 1000 / u64::from(frontend::SAMPLE_RATE_HZ)
     }
 
-    fn on_column(&mut self, column: &[f32], out: &mut dyn FnMut(Step)) {
-        // the samples this frame added: the whole first frame, then a hop each
-        let new = if self.frames == 0 {
-            frontend::FRAME_SIZE
-        } else {
-            frontend::HOP_SIZE
-        };
-        let energy = self.level.take(new);
+    /// `added`: the samples this frame added (the whole first frame, then a hop each).
+    fn on_column(&mut self, column: &[f32], added: &[f32], out: &mut dyn FnMut(Step)) {
+        let energy = self.level.energy(added);
         if self.error.is_some() {
             return;
         }
         self.frames += 1;
         self.hop_energy += energy;
-        self.hop_samples += new;
+        self.hop_samples += added.len();
         let per_group = column.len() as f64 / METER_BANDS as f64;
         for (j, &v) in column.iter().enumerate() {
             let g = ((j as f64 / per_group) as usize).min(METER_BANDS - 1);
