@@ -8,7 +8,8 @@
 # mono, 22050 Hz, by LAME). edge-v4 needed that: at this rate LAME drops the
 # quiet content above about 10 kHz, which edge-v4 never saw, and it read the
 # same excerpts with their top octave intact as much happier and more
-# energetic. edge-v5 (bands up to 8 kHz) reads both alike (ATTRIBUTION.md).
+# energetic. Front end version 2 (bands up to 8 kHz) reads both alike
+# (ATTRIBUTION.md).
 #
 # The excerpts were chosen with the model itself: stretches of the package
 # that it reads clearly as calm/tender, happy, tense/dark and sad (numbers in
@@ -29,10 +30,10 @@ FADE_OUT_S=1.5
 
 # file        source track              start_s length_s  title                composer
 EXCERPTS="
-1-calm.mp3    transience.ogg            4       22        Transience           Aleksi Aubry-Carlson
+1-calm.mp3    knolls.ogg                91      22        The Knolls of Doldesh  Timothy Pinkham
 2-happy.mp3   traveling_minstrels.ogg   127     22        Traveling Minstrels  Mattias Westlund
 3-tense.mp3   vengeful.ogg              83      22        Vengeful Pursuit     Jeremy Nicoll
-4-sad.mp3     nunc_dimittis.ogg         197     22        Nunc Dimittis        Jeremy Nicoll
+4-sad.mp3     weight_of_revenge.ogg     196     22        Weight of Revenge    Doug Kaufman
 "
 
 SUDO=""

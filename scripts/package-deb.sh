@@ -97,9 +97,10 @@ License: MIT or Apache-2.0
  THE SOFTWARE.
 
 Files: usr/bin/earshotd (the embedded demo music)
-Copyright: 2004 Aleksi Aubry-Carlson
+Copyright: 2006 Timothy Pinkham
  2008 Mattias Westlund
- 2007-2008 Jeremy Nicoll
+ 2007 Jeremy Nicoll
+ 2010 Doug Kaufman
 License: GPL-2+
  Excerpts of The Battle for Wesnoth's soundtrack (Debian: wesnoth-1.16-music
  1:1.16.9-1); titles and changes in demo-music-ATTRIBUTION.md. On Debian

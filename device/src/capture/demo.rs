@@ -43,9 +43,9 @@ macro_rules! passage {
 pub const PASSAGES: [Passage; 4] = [
     passage!(
         "calm, tender",
-        "Transience",
-        "Aleksi Aubry-Carlson",
-        4,
+        "The Knolls of Doldesh",
+        "Timothy Pinkham",
+        91,
         "1-calm.mp3"
     ),
     passage!(
@@ -62,7 +62,7 @@ pub const PASSAGES: [Passage; 4] = [
         83,
         "3-tense.mp3"
     ),
-    passage!("sad", "Nunc Dimittis", "Jeremy Nicoll", 197, "4-sad.mp3"),
+    passage!("sad", "Weight of Revenge", "Doug Kaufman", 196, "4-sad.mp3"),
 ];
 
 impl Passage {
