@@ -120,7 +120,9 @@ CONFIGS = {
     "robust-4q-m1": Config(arch="edge", mid_weight=1.0, plane=_PLANE, frontend=2, capture=True,
                            mid_act="sigmoid", fourq=1.0, seeds=2, **{**_EDGE, "epochs": 30}),
     # robust-4q-p1 (one 2-D layer: 14.5 M instructions per reading on a Cortex-A72, the only
-    # architecture under issue 20's 15 M) with the proxies at 1.0: p1 explained worst (mid-level 0.39)
+    # architecture under issue 20's 15 M) with the proxies at 1.0: p1 explained worst (mid-level 0.39).
+    # Folds 0-2 of seed 0: mid-level 0.52-0.58 but avg r 0.671 against robust-4q-m1's 0.750 (happy
+    # 0.17-0.39): one 2-D layer cannot carry both (stopped there)
     "robust-4q-p1m1": Config(arch="edge", mid_weight=1.0, plane=(32,), frontend=2, capture=True,
                              mid_act="sigmoid", fourq=1.0, int8_faster_on=("aarch64+dotprod",), seeds=2,
                              **{**_EDGE, "epochs": 30}),
