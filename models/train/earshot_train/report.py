@@ -106,7 +106,7 @@ def load_results(arch: str) -> list[dict]:
 
 
 # results/edge-v3 and results/*-v1: runs on proxies version 1 that no current config reproduces
-CV_ROWS = ("robust-4q-m1", "robust", "robust-4q", "robust-4q-f03", "robust-4q-f03m1", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
+CV_ROWS = ("robust-4q-m1", "robust-4q-direct", "robust", "robust-4q", "robust-4q-f03", "robust-4q-f03m1", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
            "edge-mid1", "direct-1d", "reference")
 
 
@@ -170,21 +170,21 @@ def screening_table(data: Path, base: str, archs) -> str:
     emo = dict(zip(ids, y))
     base_runs = {(r["fold"], r["seed"]): r for r in load_results(base)}
 
-    def scores(r):
-        return avg_r(r, emo), mid_r(r).mean()
+    def scores(r):  # a direct model has no mid-level outputs
+        return avg_r(r, emo), mid_r(r).mean() if r.get("mid_level") else np.nan
 
     lines = [f"| variant | runs | avg r | {base} on the same runs | difference | mid-level r | {base} mid-level r |",
              "|---" * 7 + "|"]
     for arch in archs:
         pairs = [(scores(r), scores(base_runs[(r["fold"], r["seed"])])) for r in load_results(arch)
-                 if (r["fold"], r["seed"]) in base_runs and r.get("mid_level")]
+                 if (r["fold"], r["seed"]) in base_runs]
         if not pairs:
             continue
         (e, m), (be, bm) = (np.array(v).T for v in zip(*pairs))
         d = e - be
         lines.append(f"| {arch} | {len(pairs)} | {e.mean():.3f} | {be.mean():.3f} | "
                      f"{d.mean():+.3f} +- {d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0:.3f} | "
-                     f"{m.mean():.3f} | {bm.mean():.3f} |")
+                     f"{'-' if np.isnan(m).all() else f'{m.mean():.3f}'} | {bm.mean():.3f} |")
     return "\n".join(lines)
 
 
