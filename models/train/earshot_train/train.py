@@ -516,8 +516,9 @@ def run_cv(data: Path, archs: list[str], seeds: int, worker: int = 0, workers: i
         }
         if cfg.frontend == 2:  # popular music, never trained on in this run (zero-shot unless cfg.fourq)
             fq_preds = {i: predict_clip(model, specs[i]) for i in fq_folds[k]}
+            fq_out = [fq_preds[i][0] for i in fq_folds[k]]  # mid-level outputs, None for a direct model
             result["fourq"] = {"ids": fq_folds[k], "emotions": [fq_preds[i][1].tolist() for i in fq_folds[k]],
-                               "mid_level": [fq_preds[i][0].tolist() for i in fq_folds[k]]}
+                               "mid_level": None if fq_out[0] is None else [m.tolist() for m in fq_out]}
         if ARCHS[cfg.arch].bottleneck and cfg.arch != "reference":
             with tempfile.TemporaryDirectory() as tmp:
                 result.update(int8_predictions(model, specs, train_ids, test_ids, Path(tmp)))
