@@ -154,7 +154,8 @@ pub struct Frontend {
     pending: Vec<f32>,
     fft: Box<[f32; FRAME_SIZE]>,
     magnitude: Vec<f32>,
-    /// Bins below the last band's end: the only ones computed.
+    /// Bins below the last band's end (Nyquist excluded: it comes packed
+    /// with DC): the only magnitudes computed.
     used_bins: usize,
     /// Linear band magnitudes of the current frame.
     linear: Vec<f32>,
@@ -185,7 +186,8 @@ impl Frontend {
             .iter()
             .map(|b| b.start + b.weights.len())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(N_FFT_BINS - 1);
         Self {
             used_bins,
             window,
@@ -250,8 +252,10 @@ impl Frontend {
         self.magnitude[N_FFT_BINS - 1] = spectrum[0].im.abs();
         // Only the bins the bands read (those below 8 kHz: about 3/4 of them).
         // f32 is enough: |X|^2 stays below 1e17 even for samples at +6 dBFS.
-        let used = self.used_bins.min(N_FFT_BINS - 1);
-        for (m, c) in self.magnitude[1..used].iter_mut().zip(&spectrum[1..]) {
+        for (m, c) in self.magnitude[1..self.used_bins]
+            .iter_mut()
+            .zip(&spectrum[1..])
+        {
             *m = (c.re * c.re + c.im * c.im).sqrt();
         }
         let mut log_sum = 0.0;
