@@ -30,7 +30,7 @@ FADE_OUT_S=1.5
 
 # file        source track              start_s length_s  title                composer
 EXCERPTS="
-1-calm.mp3    knolls.ogg                91      22        The Knolls of Doldesh  Timothy Pinkham
+1-calm.mp3    knolls.ogg                39      22        The Knolls of Doldesh  Timothy Pinkham
 2-happy.mp3   traveling_minstrels.ogg   127     22        Traveling Minstrels  Mattias Westlund
 3-tense.mp3   vengeful.ogg              83      22        Vengeful Pursuit     Jeremy Nicoll
 4-sad.mp3     weight_of_revenge.ogg     196     22        Weight of Revenge    Doug Kaufman

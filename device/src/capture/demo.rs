@@ -45,7 +45,7 @@ pub const PASSAGES: [Passage; 4] = [
         "calm, tender",
         "The Knolls of Doldesh",
         "Timothy Pinkham",
-        91,
+        39,
         "1-calm.mp3"
     ),
     passage!(

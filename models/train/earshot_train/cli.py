@@ -109,7 +109,7 @@ def cmd_export(args) -> None:
 
 
 # the configuration (train.CONFIGS) that `export` trains as the shipped model
-SHIPPED_CONFIG = "robust-4q-m1"
+SHIPPED_CONFIG = "robust-4q-m1p"
 
 
 def cmd_golden(args) -> None:
@@ -137,7 +137,7 @@ def cmd_cv(args) -> None:
 
 
 # what `all` trains: every row of the model card (in this order: the shipped model's runs first)
-CV_MODELS = ["robust-4q-m1", "robust-4q", "robust", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1",
+CV_MODELS = ["robust-4q-m1p", "robust-4q-m1", "robust-4q", "robust", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-win-2d", "edge-v2", "edge-x1", "edge-mid1",
              "direct-1d", "edge-x3", "edge-win", "edge-aug", "edge-w192", "edge-aux", "reference"]
 # variants compared run by run with a base (configs in train.CONFIGS; *-v1 and edge-v3: proxies version 1)
 SCREENED = ["edge-aug", "edge-w192", "edge-aux", "edge-win", "edge-x3", "edge-v2", "edge-v3", "edge"]  # vs edge-x1
@@ -147,7 +147,7 @@ SCREENED_V4 = ["edge-mid1-2d", "edge-mid10", "edge-v3"]  # vs edge (edge-v4)
 
 # fold models measured by `robustness` (train/results/robustness.md) unless --models names others
 # ("arch:seed"; robust-4q's seed-0 fold models were not kept, so its seed 1)
-ROBUSTNESS_MODELS = ["robust", "robust-4q:1", "robust-4q-m1"]
+ROBUSTNESS_MODELS = ["robust", "robust-4q:1", "robust-4q-m1", "robust-4q-m1p"]
 
 
 def cmd_robustness(args) -> None:
@@ -206,14 +206,15 @@ def cmd_report(args) -> None:
     text += report.screening_table(args.data, "robust-4q", ["robust-4q-m1", "robust-4q-again", "robust-4q-f03",
                                                             "robust-4q-f03m1", "robust-4q-rooms", "robust-4q-p1",
                                                             "robust-4q-p1m1", "robust-4q-p2w"])
-    text += "\n\nrobust-4q-p1m1 (one 2-D layer, for the Pi 4's budget) against robust-4q-m1 (edge-v6):\n\n"
-    text += report.screening_table(args.data, "robust-4q-m1", ["robust-4q-p1m1"])
+    text += ("\n\nFor the Pi 4's budget (issue 20), against robust-4q-m1 (edge-v6): one 2-D layer (p1m1), "
+             "and three at 2/3 of the cost, narrower (m1n) or pooled after the first (m1p):\n\n")
+    text += report.screening_table(args.data, "robust-4q-m1", ["robust-4q-p1m1", "robust-4q-m1n", "robust-4q-m1p"])
     text += "\n\nWhat edge-v6's explanation costs: its encoder with emotions straight from the embedding:\n\n"
     text += report.screening_table(args.data, "robust-4q-m1", ["robust-4q-direct"])
     text += ("\n\n4q-dev (popular music), held-out folds grouped by artist: signs of valence and arousal "
              "(balanced accuracy at the rating scale's midpoint, 0.5; AUC)\n\n")
     variants = ["robust-4q-m1", "robust-4q-f03", "robust-4q-f03m1", "robust-4q-rooms", "robust-4q-p1", "robust-4q-p1m1",
-                "robust-4q-p2w"]
+                "robust-4q-p2w", "robust-4q-m1n", "robust-4q-m1p"]
     text += report.fourq_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     mid = report.fourq_mid_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     if mid:

@@ -64,21 +64,29 @@ class PlaneEncoder(nn.Module):
     """
 
     def __init__(self, n_bands: int, planes=(16, 32, 48), dilations=(1, 2, 4, 8, 16), emb: int = 128,
-                 channels=(128, 128), dropout: float = 0.1):
+                 channels=(128, 128), dropout: float = 0.1, pools=(1, 3, 3)):
         super().__init__()
         self.norm = BandNorm(n_bands)
         d = dilations
         first = nn.Conv2d(1, planes[0], (3, 7), stride=(1, 2), padding=(0, 3), dilation=(d[0], 1), bias=False)
         if len(planes) == 3:
+            # `pools`: frequency max-pool after each layer (1: none); pooling after the first layer
+            # too halves what the two dearer layers cost per reading (issue 20's Pi 4 budget)
             p1, p2, p3 = planes
+
+            def pool(k):
+                return [nn.MaxPool2d((1, k))] if k > 1 else []
+
             self.planes = nn.Sequential(
-                first, nn.BatchNorm2d(p1), nn.ReLU(),
+                first, nn.BatchNorm2d(p1), nn.ReLU(), *pool(pools[0]),
                 nn.Conv2d(p1, p2, 3, padding=(0, 1), dilation=(d[1], 1), bias=False), nn.BatchNorm2d(p2), nn.ReLU(),
-                nn.MaxPool2d((1, 3)),
+                *pool(pools[1]),
                 nn.Conv2d(p2, p3, 3, padding=(0, 1), dilation=(d[2], 1), bias=False), nn.BatchNorm2d(p3), nn.ReLU(),
-                nn.MaxPool2d((1, 3)),
+                *pool(pools[2]),
             )
-            f = ((n_bands - 1) // 2 + 1) // 3 // 3  # bands left after the stride and both pools
+            f = (n_bands - 1) // 2 + 1  # bands left after the stride, then after each pool
+            for k in pools:
+                f //= k
         elif len(planes) == 2:
             # two wide 2-D layers on few positions: stride 3 and a pool before the second layer
             p1, p2 = planes

@@ -106,7 +106,7 @@ def load_results(arch: str) -> list[dict]:
 
 
 # results/edge-v3 and results/*-v1: runs on proxies version 1 that no current config reproduces
-CV_ROWS = ("robust-4q-m1", "robust-4q-direct", "robust", "robust-4q", "robust-4q-f03", "robust-4q-f03m1", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
+CV_ROWS = ("robust-4q-m1p", "robust-4q-m1", "robust-4q-direct", "robust", "robust-4q", "robust-4q-f03", "robust-4q-f03m1", "robust-clean", "edge", "direct", "edge-mid1-2d", "edge-mid10", "edge-v3", "edge-mid1-2d-v1", "edge-v2", "edge-x1",
            "edge-mid1", "direct-1d", "reference")
 
 
