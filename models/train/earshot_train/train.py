@@ -136,6 +136,9 @@ CONFIGS = {
                             mid_act="sigmoid", fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
     "robust-4q-m1p": Config(arch="edge", mid_weight=1.0, plane=(16, 32, 64), pools=(2, 3, 2), frontend=2,
                             capture=True, mid_act="sigmoid", fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
+    # edge-v7's encoder and training with emotions straight from the embedding: what its explanation costs
+    "robust-4q-m1p-direct": Config(arch="direct", plane=(16, 32, 64), pools=(2, 3, 2), frontend=2, capture=True,
+                                   fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
     # edge-v6's encoder and training with emotions straight from the embedding: what its explanation costs
     "robust-4q-direct": Config(arch="direct", plane=_PLANE, frontend=2, capture=True, fourq=1.0, seeds=1,
                                **{**_EDGE, "epochs": 30}),
