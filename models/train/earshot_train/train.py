@@ -42,7 +42,7 @@ class Config:
     mid_targets: str = "clip"  # "window": each crop learns the proxies of the 5 s window it covers
     aux_weight: float = 0.0  # extra head (training only) predicting the raw descriptors of each crop's window
     plane: tuple = ()  # channels of 2-D (time, frequency) layers before the 1-D ones (model.PlaneEncoder)
-    pools: tuple = ()  # frequency pools after each of 3 2-D layers (model.PlaneEncoder); () = (1, 3, 3)
+    pools: tuple = (1, 3, 3)  # frequency max-pool after each of 3 2-D layers (1: none; model.PlaneEncoder)
     members: int = 1  # encoders trained side by side as one ensemble network (model.Members)
     frontend: int = 1  # 1: log10(1 + x) spectrogram; 2: level-relative (frontend.compress), 8 kHz
     capture: bool = False  # simulated room and microphone on every training crop (capture.Simulator)
@@ -245,9 +245,7 @@ def build(cfg: Config, n_bands: int, mean: np.ndarray, std: np.ndarray) -> nn.Mo
         extra = {"members": cfg.members} if cfg.members > 1 else {}
         depth = cfg.depth
         if cfg.plane:
-            extra.update(plane=True, planes=cfg.plane)
-            if cfg.pools:
-                extra["pools"] = cfg.pools
+            extra.update(plane=True, planes=cfg.plane, pools=cfg.pools)
             depth -= len(cfg.plane)
         if cfg.mid_act != "linear":
             extra["mid_act"] = cfg.mid_act
