@@ -16,8 +16,9 @@ if [ "${1:-}" = "--aarch64" ]; then
   # (Pi 4, no dot product) and a Cortex-A76 (Pi 5, dot product). Per reading:
   # (count(long file) - count(short file)) / (readings(long) - readings(short)),
   # so start-up (model load and optimisation) cancels. The input is a 22050 Hz
-  # wav: no mp3 decoding, no resampling (about 3 M and 5 M more per reading,
-  # ../shared/docs/int8.md). Instructions, not cycles; no real Pi was timed.
+  # wav (no mp3 decoding: about 3 M more per reading, ../shared/docs/int8.md),
+  # and in f32 on the A72 also 44.1 and 48 kHz wavs, what microphones give: the
+  # resampler's cost. Instructions, not cycles; no real Pi was timed.
   OUT=${CARGO_TARGET_DIR:-target}/bench-aarch64
   TOOL=${EARSHOT_INSNCOUNT:-../shared/tools/qemu-insncount}
   PROFILE=${EARSHOT_PI_PROFILE:-release}
@@ -40,6 +41,11 @@ audio = np.concatenate([sf.read(str(c), dtype="float32", always_2d=True)[0].mean
 assert len(audio) >= 78 * 22050, len(audio) / 22050
 sf.write(out / "short.wav", audio[: 12 * 22050], 22050, subtype="PCM_16")
 sf.write(out / "long.wav", audio[: 78 * 22050], 22050, subtype="PCM_16")
+from scipy.signal import resample_poly
+for rate, up, down in ((44100, 2, 1), (48000, 320, 147)):
+    hi = resample_poly(audio[: 78 * 22050], up, down).astype("float32")
+    sf.write(out / f"short{rate // 1000}.wav", hi[: 12 * rate], rate, subtype="PCM_16")
+    sf.write(out / f"long{rate // 1000}.wav", hi, rate, subtype="PCM_16")
 PY
   count() {  # cpu precision file -> "insns readings neon_in_top40 top40"
     local cpu=$1 precision=$2 file=$3
@@ -67,13 +73,22 @@ PY
       read -r i1 r1 n1 t1 b1 < <(count "$cpu" "$precision" long.wav)
       per=$(awk -v a="$i0" -v b="$i1" -v c="$r0" -v d="$r1" 'BEGIN { printf "%.2f", (b - a) / (d - c) / 1e6 }')
       [ -n "$f32" ] || f32=$per
+      [ "$cpu/$precision" != cortex-a72/f32 ] || f32_a72=$per
       printf '%-9s %-11s %12s %8s %15s %16s\n' "$precision" "$cpu" "$per" \
         "$(awk -v x="$per" -v f="$f32" 'BEGIN { printf "%.2fx", x / f }')" \
         "$(awk -v n="$n1" -v t="$t1" 'BEGIN { printf "%.0f %%", 100 * n / t }')" \
         "$(awk -v n="$b1" -v t="$t1" 'BEGIN { printf "%.0f %%", 100 * n / t }')" >>"$OUT/table.txt"
     done
   done
-  echo "(readings: $r0 short, $r1 long; NEON: share of the 40 most frequent mnemonics that are vector forms; raw counts in $OUT)" >>"$OUT/table.txt"
+  for rate in 44 48; do
+    read -r i0 r0 _ _ _ < <(count cortex-a72 f32 "short$rate.wav")
+    read -r i1 r1 n1 t1 b1 < <(count cortex-a72 f32 "long$rate.wav")
+    per=$(awk -v a="$i0" -v b="$i1" -v c="$r0" -v d="$r1" 'BEGIN { printf "%.2f", (b - a) / (d - c) / 1e6 }')
+    printf '%-9s %-11s %12s %8s %15s %16s\n' "f32 $rate" cortex-a72 "$per" \
+      "$(awk -v x="$per" -v f="$f32_a72" 'BEGIN { printf "%.2fx", x / f }')" \
+      "$(awk -v n="$n1" -v t="$t1" 'BEGIN { printf "%.0f %%", 100 * n / t }')" "" >>"$OUT/table.txt"
+  done
+  echo "(readings: $r0 short, $r1 long; f32 44 / 48: the same music as a 44.1 / 48 kHz wav, resampled by earshotd; NEON: share of the 40 most frequent mnemonics that are vector forms; raw counts in $OUT)" >>"$OUT/table.txt"
   cat "$OUT/table.txt"
   exit 0
 fi

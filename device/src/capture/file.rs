@@ -333,11 +333,16 @@ impl FileSource {
             // reuses its capacity: no allocation once the largest packet was seen
             decoded.copy_to_vec_interleaved(&mut self.interleaved);
             self.mono.clear();
-            self.mono.extend(
-                self.interleaved
-                    .chunks_exact(channels)
-                    .map(|frame| frame.iter().sum::<f32>() / channels as f32),
-            );
+            if channels == 1 {
+                self.mono.extend_from_slice(&self.interleaved);
+            } else {
+                let scale = 1.0 / channels as f32;
+                self.mono.extend(
+                    self.interleaved
+                        .chunks_exact(channels)
+                        .map(|frame| frame.iter().sum::<f32>() * scale),
+                );
+            }
             return Ok(true);
         }
     }
