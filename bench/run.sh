@@ -8,6 +8,7 @@
 # Usage: bash bench/run.sh   (env: DEMO_SECONDS=30, EARSHOT_DATA=../shared/data)
 #        bash bench/run.sh --aarch64   guest instructions per reading on a Pi 4 / Pi 5
 #                                      (qemu-aarch64 + ../shared/tools/qemu-insncount)
+#                                      and earshotd's peak resident memory under qemu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +88,20 @@ PY
     printf '%-9s %-11s %12s %8s %15s %16s\n' "f32 $rate" cortex-a72 "$per" \
       "$(awk -v x="$per" -v f="$f32_a72" 'BEGIN { printf "%.2fx", x / f }')" \
       "$(awk -v n="$n1" -v t="$t1" 'BEGIN { printf "%.0f %%", 100 * n / t }')" "" >>"$OUT/table.txt"
+  done
+  # Peak resident memory of earshotd itself under qemu (without the plugin), sampled.
+  for precision in f32 int8; do
+    qemu-aarch64 -cpu cortex-a72 "$BIN" analyze "$OUT/long48.wav" --json --precision "$precision" >/dev/null 2>&1 &
+    pid=$!; peak="0 0 0"
+    while kill -0 "$pid" 2>/dev/null; do
+      now=$(python3 bench/qemu_guest_rss.py "$pid" 2>/dev/null) || break
+      [ "${now%% *}" -le "${peak%% *}" ] || peak=$now
+      sleep 0.2
+    done
+    wait "$pid"
+    read -r g a t <<<"$peak"
+    printf 'peak RSS %-5s analyze 48 kHz, cortex-a72: earshotd %5.1f MB (anonymous %4.1f MB; the rest is its code, read by qemu), qemu in all %5.1f MB\n' \
+      "$precision" "$(awk -v x="$g" 'BEGIN { print x / 1024 }')" "$(awk -v x="$a" 'BEGIN { print x / 1024 }')" "$(awk -v x="$t" 'BEGIN { print x / 1024 }')" >>"$OUT/table.txt"
   done
   echo "(readings: $r0 short, $r1 long; f32 44 / 48: the same music as a 44.1 / 48 kHz wav, resampled by earshotd; NEON: share of the 40 most frequent mnemonics that are vector forms; raw counts in $OUT)" >>"$OUT/table.txt"
   cat "$OUT/table.txt"
