@@ -41,10 +41,10 @@ DIL = (1, 2, 4, 8, 16)  # every candidate keeps the shipped receptive field, 63 
 _EDGE = dict(emb=128, dropout=0.0, mid_act="sigmoid")  # train.py: _EDGE width 128, depth 5, robust-4q
 
 
-def edge_plane(planes=(16, 32, 48), pools=(1, 3, 3)):
+def edge_plane(planes=(16, 32, 48), pools=(1, 3, 3), chroma=0):
     """train.build() for robust-4q: 3 plane layers + (depth - 3) dilated 1-D of width 128."""
     return ARCHS["edge"](N_BANDS, channels=(128,) * (5 - len(planes)), dilations=DIL, plane=True,
-                         planes=planes, pools=pools, **_EDGE)
+                         planes=planes, pools=pools, chroma=chroma, **_EDGE)
 
 
 def edge_1d():
@@ -95,6 +95,8 @@ CANDIDATES = {
     "plane3n": (lambda: edge_plane((16, 24, 32)), "robust-4q-m1n: 2-D 16,24,32 (pools 1,3,3), then 1-D 128,128, 1x1 128"),
     "plane3p": (lambda: edge_plane((16, 32, 64), (2, 3, 2)),
                 "robust-4q-m1p: 2-D 16,32,64 (pools 2,3,2), then 1-D 128,128, 1x1 128"),
+    "plane3pc": (lambda: edge_plane((16, 32, 64), (2, 3, 2), chroma=32),
+                 "robust-4q-m1pc: plane3p and a 12-pitch-class chroma branch of 32 channels"),
 }
 
 

@@ -213,10 +213,12 @@ def cmd_report(args) -> None:
     text += report.screening_table(args.data, "robust-4q-m1", ["robust-4q-direct"])
     text += "\n\nWhat edge-v7's explanation costs: its encoder with emotions straight from the embedding:\n\n"
     text += report.screening_table(args.data, "robust-4q-m1p", ["robust-4q-m1p-direct"])
+    text += "\n\nA 12-pitch-class (chroma) branch beside edge-v7's 2-D layers, against edge-v7:\n\n"
+    text += report.screening_table(args.data, "robust-4q-m1p", ["robust-4q-m1pc"])
     text += ("\n\n4q-dev (popular music), held-out folds grouped by artist: signs of valence and arousal "
              "(balanced accuracy at the rating scale's midpoint, 0.5; AUC)\n\n")
     variants = ["robust-4q-m1", "robust-4q-f03", "robust-4q-f03m1", "robust-4q-rooms", "robust-4q-p1", "robust-4q-p1m1",
-                "robust-4q-p2w", "robust-4q-m1n", "robust-4q-m1p"]
+                "robust-4q-p2w", "robust-4q-m1n", "robust-4q-m1p", "robust-4q-m1pc"]
     text += report.fourq_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     mid = report.fourq_mid_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     if mid:

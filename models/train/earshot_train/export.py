@@ -137,6 +137,8 @@ def describe(edge: nn.Module) -> str:
         pools = [str(m.kernel_size[1]) for m in one.planes if isinstance(m, nn.MaxPool2d)]
         text = (f"{planes} 2-D convolutions over (time, frequency) unpadded in time, max-pooled over "
                 f"frequency by {', '.join(pools)}, then {n} dilated 1-D over time and a 1x1 to {one.emb} channels")
+        if one.chroma is not None:
+            text += f"; beside the 2-D layers a 12-pitch-class chroma branch ({one.chroma[0].out_channels} channels)"
     else:
         text = f"{n} dilated 1-D convolutions over time (bands as channels)"
     if members > 1:

@@ -55,6 +55,24 @@ class TimeEncoder(nn.Module):
         return self.convs(self.norm(spec).transpose(1, 2))
 
 
+def chroma_matrix(n_bands: int) -> torch.Tensor:
+    """[n_bands, 12]: the mean of the bands between 100 Hz and 2 kHz of each pitch class (A = 0),
+    minus the mean over the 12, so that a frame's chroma says which pitch classes stand out,
+    whatever its level (front end version 2's bands, centres on the 24-per-octave grid)."""
+    import numpy as np
+
+    from .frontend import FRAME_SIZE, SAMPLE_RATE, filterbank_bins
+
+    centres = filterbank_bins()[1:n_bands + 1] * SAMPLE_RATE / FRAME_SIZE
+    m = np.zeros((n_bands, 12))
+    for b, f in enumerate(centres):
+        if 100.0 <= f <= 2000.0:
+            m[b, int(round(12 * np.log2(f / 440.0))) % 12] = 1.0
+    m /= np.maximum(m.sum(axis=0, keepdims=True), 1.0)
+    m -= m.mean(axis=1, keepdims=True)
+    return torch.tensor(m, dtype=torch.float32)
+
+
 class PlaneEncoder(nn.Module):
     """2-D convolutions over (time, frequency) first, then TimeEncoder's dilated 1-D layers.
 
@@ -64,7 +82,7 @@ class PlaneEncoder(nn.Module):
     """
 
     def __init__(self, n_bands: int, planes=(16, 32, 48), dilations=(1, 2, 4, 8, 16), emb: int = 128,
-                 channels=(128, 128), dropout: float = 0.1, pools=(1, 3, 3)):
+                 channels=(128, 128), dropout: float = 0.1, pools=(1, 3, 3), chroma: int = 0):
         super().__init__()
         self.norm = BandNorm(n_bands)
         d = dilations
@@ -104,13 +122,24 @@ class PlaneEncoder(nn.Module):
             f = ((n_bands - 1) // 2 + 1) // 3
         else:
             raise ValueError(f"planes {planes}: one, two or three 2-D layers")
-        self.convs = dilated(planes[-1] * f, channels, d[len(planes):], emb, dropout)
+        # `chroma` > 0: a branch of that many channels over the 12 pitch classes of each frame,
+        # beside the 2-D layers (which pool pitch away): mode and key, for minorness and valence.
+        # Its one convolution spans the 2-D layers' frames, so both come out equally long.
+        self.chroma = None
+        if chroma:
+            self.register_buffer("pitch_classes", chroma_matrix(n_bands))
+            span = 1 + 2 * sum(d[:len(planes)])
+            self.chroma = nn.Sequential(nn.Conv1d(12, chroma, span, bias=False), nn.BatchNorm1d(chroma), nn.ReLU())
+        self.convs = dilated(planes[-1] * f + chroma, channels, d[len(planes):], emb, dropout)
         self.receptive_field = 1 + 2 * sum(d)
         self.emb = emb
 
     def forward(self, spec):  # [B, T, bands] -> [B, emb, T - rf + 1]
-        x = self.planes(self.norm(spec).unsqueeze(1))  # [B, planes, T', f]
+        n = self.norm(spec)
+        x = self.planes(n.unsqueeze(1))  # [B, planes, T', f]
         x = x.permute(0, 1, 3, 2).flatten(1, 2)  # [B, planes * f, T']
+        if self.chroma is not None:
+            x = torch.cat([x, self.chroma((n @ self.pitch_classes).transpose(1, 2))], dim=1)
         return self.convs(x)
 
 

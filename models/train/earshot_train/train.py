@@ -43,6 +43,7 @@ class Config:
     aux_weight: float = 0.0  # extra head (training only) predicting the raw descriptors of each crop's window
     plane: tuple = ()  # channels of 2-D (time, frequency) layers before the 1-D ones (model.PlaneEncoder)
     pools: tuple = (1, 3, 3)  # frequency max-pool after each of 3 2-D layers (1: none; model.PlaneEncoder)
+    chroma: int = 0  # channels of a pitch-class branch beside the 2-D layers (0: none; model.PlaneEncoder)
     members: int = 1  # encoders trained side by side as one ensemble network (model.Members)
     frontend: int = 1  # 1: log10(1 + x) spectrogram; 2: level-relative (frontend.compress), 8 kHz
     capture: bool = False  # simulated room and microphone on every training crop (capture.Simulator)
@@ -136,6 +137,11 @@ CONFIGS = {
                             mid_act="sigmoid", fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
     "robust-4q-m1p": Config(arch="edge", mid_weight=1.0, plane=(16, 32, 64), pools=(2, 3, 2), frontend=2,
                             capture=True, mid_act="sigmoid", fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
+    # edge-v7 with a 12-pitch-class branch beside its 2-D layers, whose pooling loses pitch: does
+    # mode reach minorness (0.32 on both data sets, the one mid-level output under 0.5) and valence?
+    "robust-4q-m1pc": Config(arch="edge", mid_weight=1.0, plane=(16, 32, 64), pools=(2, 3, 2), chroma=32,
+                             frontend=2, capture=True, mid_act="sigmoid", fourq=1.0, seeds=3,
+                             **{**_EDGE, "epochs": 30}),
     # edge-v7's encoder and training with emotions straight from the embedding: what its explanation costs
     "robust-4q-m1p-direct": Config(arch="direct", plane=(16, 32, 64), pools=(2, 3, 2), frontend=2, capture=True,
                                    fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
@@ -246,6 +252,8 @@ def build(cfg: Config, n_bands: int, mean: np.ndarray, std: np.ndarray) -> nn.Mo
         depth = cfg.depth
         if cfg.plane:
             extra.update(plane=True, planes=cfg.plane, pools=cfg.pools)
+            if cfg.chroma:
+                extra["chroma"] = cfg.chroma
             depth -= len(cfg.plane)
         if cfg.mid_act != "linear":
             extra["mid_act"] = cfg.mid_act
