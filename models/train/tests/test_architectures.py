@@ -2,10 +2,13 @@
 daemon relies on to compute only new frames), with the pitch-class branch too."""
 
 import numpy as np
-import torch
+import pytest
 
-from earshot_train.frontend import FRAME_SIZE, SAMPLE_RATE, filterbank_bins
-from earshot_train.model import PlaneEncoder, chroma_matrix
+# The training stack (requirements.txt); CI installs only requirements-ci.txt, without torch.
+torch = pytest.importorskip("torch", reason="training tests need torch (models/train/requirements.txt)")
+
+from earshot_train.frontend import FRAME_SIZE, SAMPLE_RATE, filterbank_bins  # noqa: E402
+from earshot_train.model import PlaneEncoder, chroma_matrix  # noqa: E402
 
 N_BANDS = 137
 
