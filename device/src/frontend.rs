@@ -158,7 +158,7 @@ pub struct Frontend {
     /// Samples not yet consumed by a complete frame (< FRAME_SIZE + block).
     pending: Vec<f32>,
     /// realfft rather than microfft: 43 k instead of 72 k instructions per
-    /// frame on a Cortex-A72 (bench/resampler.md), a sixth of a reading.
+    /// frame on a Cortex-A72, about 0.9 M less per reading (bench/resampler.md).
     fft: Arc<dyn RealToComplex<f32>>,
     /// The windowed frame (the FFT overwrites it), its spectrum and the FFT's scratch.
     frame: Vec<f32>,
