@@ -78,6 +78,28 @@ def sanity(data: Path) -> str:
     return "\n".join(lines)
 
 
+def proxy_reliability() -> str:
+    """How well each proxy agrees with itself within a Soundtracks clip (window_descriptors.csv, 5 s
+    windows): a model cannot agree with a proxy better than the proxy agrees with itself."""
+    from .proxies import proxy_table, read_windows
+
+    keys, rows = proxy_table(read_windows(D.TRAIN_DIR / "window_descriptors.csv"))
+    by_clip: dict[int, list] = {}
+    for (clip, _), row in zip(keys, rows):  # keys are sorted: windows in time order
+        by_clip.setdefault(clip, []).append(row)
+    clips = [w for _, w in sorted(by_clip.items()) if len(w) >= 2]
+    half = pearson(np.array([np.mean(w[0::2], 0) for w in clips]), np.array([np.mean(w[1::2], 0) for w in clips]))
+    ends = pearson(np.array([w[0] for w in clips]), np.array([w[-1] for w in clips]))
+    lines = [f"Each proxy against itself on {len(clips)} Soundtracks clips (5 s windows): odd against even windows "
+             "(split-half r, and Spearman-Brown's estimate for the whole clip), and the first window against the "
+             "last. The rhythm proxies' window values are unreliable by construction (a 5 s window holds too few "
+             "beats; training keeps their clip targets):", "",
+             "| proxy | split-half r | whole clip (Spearman-Brown) | first against last window |", "|---" * 4 + "|"]
+    for j, m in enumerate(MID_LEVEL):
+        lines.append(f"| {m} | {half[j]:.2f} | {2 * half[j] / (1 + half[j]):.2f} | {ends[j]:.2f} |")
+    return "\n".join(lines)
+
+
 @lru_cache
 def _proxies(version: int) -> dict[int, dict[str, float]]:
     name = "proxies.csv" if version == PROXIES_VERSION else f"results/proxies-v{version}.csv"

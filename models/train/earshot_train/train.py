@@ -52,6 +52,8 @@ class Config:
     # copies (data.room_bands) instead of the clean clip (then no band-domain reverb); needs capture
     fourq: float = 0.0  # > 0: also train on the 4q-dev clips outside the fold (proxies, and valence and
     # arousal signs with this loss weight); front end version 2 only
+    consistency: float = 0.0  # > 0: every crop is also read clean, and the captured reading is pulled
+    # towards the clean one (held fixed) with this loss weight; needs capture
     # CPU classes where this architecture's int8 plan was measured cheaper than f32 in tract
     # (bench/int8-archs.md); metadata `int8_faster_on`, which `precision = "auto"` reads on the device
     int8_faster_on: tuple = ()
@@ -137,6 +139,20 @@ CONFIGS = {
                             mid_act="sigmoid", fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
     "robust-4q-m1p": Config(arch="edge", mid_weight=1.0, plane=(16, 32, 64), pools=(2, 3, 2), frontend=2,
                             capture=True, mid_act="sigmoid", fourq=1.0, seeds=3, **{**_EDGE, "epochs": 30}),
+    # edge-v7 trained to read a room as it reads the clean file: every crop also read clean, the captured
+    # reading pulled towards the clean one. edge-v7 misses the robustness targets (0.03 / 0.05) with the
+    # 200 Hz - 4 kHz band-pass (0.036 / 0.056), RT60 1.5 s (0.039 / 0.053) and the combined room.
+    # Seed 0 against edge-v7's runs: avg r -0.002 +- 0.005, mid-level on both data sets 0.649 against 0.652,
+    # 4q-dev signs 0.705 / 0.885 against 0.695 / 0.866; band-pass met (0.025 / 0.039), room 0.034 / 0.050,
+    # RT60 1.5 s worse (0.043 / 0.057): the band-domain reverb it learned to ignore is not a real tail
+    "robust-4q-m1p-cons": Config(arch="edge", mid_weight=1.0, plane=(16, 32, 64), pools=(2, 3, 2), frontend=2,
+                                 capture=True, mid_act="sigmoid", fourq=1.0, consistency=2.0, seeds=1,
+                                 **{**_EDGE, "epochs": 30}),
+    # and half the captured crops from rooms simulated in the audio domain (data.room_bands): the band-domain
+    # reverb is a per-band decay, a real tail also smears pitch and onsets within a frame
+    "robust-4q-m1p-consr": Config(arch="edge", mid_weight=1.0, plane=(16, 32, 64), pools=(2, 3, 2), frontend=2,
+                                  capture=True, mid_act="sigmoid", fourq=1.0, consistency=2.0, rooms=0.5, seeds=1,
+                                  **{**_EDGE, "epochs": 30}),
     # edge-v7 with a 12-pitch-class branch beside its 2-D layers, whose pooling loses pitch: does
     # mode reach minorness (0.32 on both data sets, the one mid-level output under 0.5) and valence?
     # No. Seed 0 against edge-v7's runs: avg r 0.741 both (Soundtracks valence 0.84 against 0.78,
@@ -171,13 +187,15 @@ class Dataset:
     def __init__(self, specs: dict[int, np.ndarray], ids, emo: dict[int, np.ndarray], mid: dict[int, np.ndarray],
                  window_mid: dict[int, np.ndarray] | None = None, window_aux: dict[int, np.ndarray] | None = None,
                  crop_input=None, signs: dict[int, np.ndarray] | None = None,
-                 rooms: dict[int, np.ndarray] | None = None, p_room: float = 0.0):
+                 rooms: dict[int, np.ndarray] | None = None, p_room: float = 0.0, paired: bool = False):
         """`specs`: the model's input per clip, or with `crop_input` the linear band magnitudes that
-        `crop_input(bands[t0 - context: t0 + crop], context, rng, reverb)` turns into one crop's input;
-        `rooms`: reverberant copies of those bands [copies, frames, bands], used with probability
-        `p_room` (then reverb=False)."""
+        `crop_input(bands[t0 - context: t0 + crop], context, rng, reverb, capture)` turns into one
+        crop's input; `rooms`: reverberant copies of those bands [copies, frames, bands], used with
+        probability `p_room` (then reverb=False); `paired`: every batch also holds each crop read
+        clean (capture=False), after the captured ones."""
         self.ids = list(ids)
         self.crop_input = crop_input
+        self.paired = paired
         self.specs = [torch.from_numpy(specs[i]) for i in self.ids]
         self.rooms = None if rooms is None else [rooms[i] for i in self.ids]
         self.p_room = p_room
@@ -197,7 +215,7 @@ class Dataset:
         order = rng.permutation(len(self.ids))
         for start in range(0, len(order) - batch + 1, batch):
             idx = order[start:start + batch]
-            crops, mids, auxs = [], [], []
+            crops, cleans, mids, auxs = [], [], [], []
             for i in idx:
                 s = self.specs[i]
                 t0 = int(rng.integers(0, max(len(s) - crop, 0) + 1))
@@ -210,13 +228,22 @@ class Dataset:
                         copies = self.rooms[i]
                         src, reverb = copies[rng.integers(len(copies)), c0:t0 + crop], False
                     crops.append(torch.from_numpy(self.crop_input(src, t0 - c0, rng, reverb)))
+                    if self.paired:
+                        clean = self.crop_input(s[c0:t0 + crop].numpy(), t0 - c0, rng, capture=False)
+                        cleans.append(torch.from_numpy(clean))
                 w = round(t0 / WINDOW_HOP)  # the window nearest the crop (clamped to the clip's last)
                 if self.window_mid is not None:
                     mids.append(self.window_mid[i][min(w, len(self.window_mid[i]) - 1)])
                 if self.window_aux is not None:
                     auxs.append(self.window_aux[i][min(w, len(self.window_aux[i]) - 1)])
             mid = torch.stack(mids) if mids else self.mid[idx]
-            yield torch.stack(crops), mid, self.emo[idx], (torch.stack(auxs) if auxs else None), self.signs[idx]
+            emo, signs = self.emo[idx], self.signs[idx]
+            aux = torch.stack(auxs) if auxs else None
+            if cleans:  # the clean half repeats the targets
+                crops += cleans
+                mid, emo, signs = torch.cat([mid, mid]), torch.cat([emo, emo]), torch.cat([signs, signs])
+                aux = None if aux is None else torch.cat([aux, aux])
+            yield torch.stack(crops), mid, emo, aux, signs
 
 
 def augment(x: torch.Tensor, cfg: Config, rng: np.random.Generator) -> torch.Tensor:
@@ -305,6 +332,10 @@ def fit(cfg: Config, train: Dataset, n_bands: int, mean, std, seed: int, log=pri
             else:
                 mid, emo, e = model(x)
             loss = emotion_loss(emo, emo_t, emo_w, signs, cfg.fourq)
+            if train.paired and mid is not None:  # captured half against its clean half, which is held fixed
+                h = len(x) // 2
+                loss = loss + cfg.consistency * (((emo[:h] - emo[h:].detach()) ** 2 * emo_w).mean()
+                                                 + ((mid[:h] - mid[h:].detach()) ** 2 * mid_w).mean())
             if aux_t is not None:
                 loss = loss + cfg.aux_weight * ((model.aux(e.mean(dim=1)) - aux_t) ** 2 * aux_w).mean()
             if mid is not None:
@@ -378,7 +409,8 @@ def dataset(cfg: Config, specs, ids, emo, mid, window=None, bands=None, signs=No
     wa = window[1] if cfg.aux_weight > 0 else None
     if cfg.frontend == 2:
         return Dataset(bands, ids, emo, mid, wm, wa, crop_input=crop_maker(cfg, next(iter(bands.values())).shape[1]),
-                       signs=signs, rooms=rooms if cfg.rooms > 0 else None, p_room=cfg.rooms)
+                       signs=signs, rooms=rooms if cfg.rooms > 0 else None, p_room=cfg.rooms,
+                       paired=cfg.consistency > 0)
     return Dataset(specs, ids, emo, mid, wm, wa)
 
 
@@ -389,8 +421,9 @@ def crop_maker(cfg: Config, n_bands: int):
 
     sim = Simulator(n_bands) if cfg.capture else None
 
-    def crop_input(bands: np.ndarray, context: int, rng: np.random.Generator, reverb: bool = True) -> np.ndarray:
-        if sim is not None:
+    def crop_input(bands: np.ndarray, context: int, rng: np.random.Generator, reverb: bool = True,
+                   capture: bool = True) -> np.ndarray:
+        if sim is not None and capture:
             bands = sim(bands, rng, reverb)
         return frontend.compress(bands)[0][context:]
 
