@@ -148,7 +148,8 @@ SCREENED_V4 = ["edge-mid1-2d", "edge-mid10", "edge-v3"]  # vs edge (edge-v4)
 
 # fold models measured by `robustness` (train/results/robustness.md) unless --models names others
 # ("arch:seed"; robust-4q's seed-0 fold models were not kept, so its seed 1)
-ROBUSTNESS_MODELS = ["robust", "robust-4q:1", "robust-4q-m1", "robust-4q-m1p", "robust-4q-m1p-cons"]
+ROBUSTNESS_MODELS = ["robust", "robust-4q:1", "robust-4q-m1", "robust-4q-m1p", "robust-4q-m1p-cons",
+                     "robust-4q-m1p-consr"]
 
 
 def cmd_robustness(args) -> None:
