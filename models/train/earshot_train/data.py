@@ -127,6 +127,26 @@ def band_magnitudes(data: Path) -> dict[int, np.ndarray]:
 
 
 ROOM_COPIES = 2  # reverberant copies per clip (capture.room_copies)
+TRANSPOSE_SEMITONES = (-2, -1, 1, 2)  # data.transposed_bands: one copy of every clip per shift
+
+
+def transpose(audio: np.ndarray, semitones: int) -> np.ndarray:
+    """The audio played `semitones` higher (lower if negative), as a tape at another speed: the tempo
+    moves with it, 6 % per semitone, and a key-mode detector must then work in every key."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    speed = Fraction(2.0 ** (-semitones / 12)).limit_denominator(200)  # output samples per input sample
+    return resample_poly(audio, speed.numerator, speed.denominator)
+
+
+def transposed_bands(data: Path) -> list[dict[int, np.ndarray]]:
+    """Band magnitudes of every Soundtracks and 4q-dev clip transposed by each of TRANSPOSE_SEMITONES,
+    one cache per shift (about a minute and 400 MB each); the frame counts follow the tempo."""
+    return [_cached(f"transposed{k:+d}_v2.npz", all_audio_paths(data),
+                    lambda _, audio, k=k: frontend.band_magnitudes(transpose(audio, k)))
+            for k in TRANSPOSE_SEMITONES]
 
 
 def room_bands(data: Path) -> dict[int, np.ndarray]:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from earshot_train import capture as C
+from earshot_train import data as D
 from earshot_train import frontend as F
 
 SR = F.SAMPLE_RATE
@@ -59,3 +60,14 @@ def test_simulator_gain_and_noise_stay_in_range():
     for _ in range(20):
         out = sim(bands, rng)
         assert out.shape == bands.shape and np.isfinite(out).all() and (out >= 0).all()
+
+
+def test_transpose_moves_a_tone_by_semitones_and_the_tempo_with_it():
+    sr = SR
+    tone = np.sin(2 * np.pi * 440.0 * np.arange(4 * sr) / sr)
+    for k in (-2, -1, 1, 2):
+        out = D.transpose(tone, k)
+        assert abs(len(out) / len(tone) - 2.0 ** (-k / 12)) < 1e-3  # a tape at another speed
+        spectrum = np.abs(np.fft.rfft(out[sr:3 * sr] * np.hanning(2 * sr)))
+        peak = np.argmax(spectrum) * sr / (2 * sr)
+        assert abs(12 * np.log2(peak / 440.0) - k) < 0.05, f"{k:+d} semitones: peak at {peak:.1f} Hz"

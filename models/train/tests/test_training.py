@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training tests need torch (models/train/requirements.txt)")
 
 from earshot_train import frontend  # noqa: E402
-from earshot_train.train import AGC_CONTEXT, CONFIGS, crop_maker, dataset  # noqa: E402
+from earshot_train.train import AGC_CONTEXT, CONFIGS, Dataset, crop_maker, dataset  # noqa: E402
 
 N_BANDS = 137
 CROP = 157
@@ -34,3 +34,30 @@ def test_paired_batches_hold_each_crop_captured_then_clean():
         assert any(np.allclose(x[b].numpy(), r, atol=1e-5) for r in readings), f"crop {b}: not clip {clip} read clean"
     # and the captured half differs from it (the simulated room and microphone)
     assert (x[:4] - x[4:]).abs().mean() > 1e-3
+
+
+
+class _Midpoint:
+    """A stand-in for the training rng: every draw takes the middle of its range, every coin comes up heads."""
+
+    def permutation(self, n):
+        return np.arange(n)
+
+    def integers(self, low, high=None):
+        return 0 if high is None else (low + high - 1) // 2
+
+    def random(self):
+        return 0.0
+
+
+def test_a_transposed_crop_comes_from_the_copy_at_the_same_place_in_the_music_and_so_does_its_clean_pair():
+    frames = 700
+    bands = {1: np.tile(np.arange(frames, dtype=np.float32)[:, None], (1, N_BANDS))}  # each frame holds its index
+    copy = np.tile(1000.0 + np.arange(int(frames / 1.12), dtype=np.float32)[:, None], (1, N_BANDS))
+    train = Dataset(bands, [1], {1: np.zeros(8)}, {1: np.zeros(7)}, crop_input=lambda b, context, rng, reverb=True,
+                    capture=True: b[context:], paired=True, transposed=[{1: copy}], p_transpose=1.0)
+    x, *_ = next(train.batches(1, _Midpoint(), crop=CROP))
+    t0 = (0 + frames - CROP) // 2  # where the crop starts in the clip
+    t = round(t0 * len(copy) / frames)  # the same moment of the faster copy
+    np.testing.assert_array_equal(x[0, :, 0].numpy(), 1000.0 + np.arange(t, t + CROP))
+    np.testing.assert_array_equal(x[1].numpy(), x[0].numpy())
