@@ -62,6 +62,11 @@ class CaptureAug:
     tilt_db_per_octave: tuple = (-2.0, 2.0)
     p_lowpass: float = 0.4
     lowpass_hz: tuple = (4000.0, 11000.0)
+    # the tail interferes with the direct sound and with itself, bin by bin: a real tail keeps the
+    # spectrogram's frame-to-frame texture (and colours it with the room's fixed response), where the
+    # expected tail power alone smooths it (mean abs frame-to-frame change of the model input: clean
+    # 0.163, audio-domain RT60 1.5 s 0.153, expected power 0.064, with interference 0.137)
+    interference: bool = False
 
 
 class Simulator:
@@ -72,6 +77,8 @@ class Simulator:
         # noise spectrograms through the real front end, so their frame-to-frame spread is right
         self.noise = {k: frontend.band_magnitudes(_noise_audio(k, 30.0, rng))[:, :fb.shape[1]] for k in NOISE_KINDS}
         self.f = band_centres_hz(n_bands)
+        # independent FFT bins under each band's triangle: how much a band averages the interference
+        self.bins_per_band = np.maximum(np.round(fb.sum(0) ** 2 / (fb ** 2).sum(0)).astype(int), 1)
         self.octaves = np.log2(self.f / 1000.0)
 
     def __call__(self, bands: np.ndarray, rng: np.random.Generator, reverb: bool = True) -> np.ndarray:
@@ -108,9 +115,32 @@ class Simulator:
         decay = 10 ** (-6.0 / (rt60 * FPS))  # power factor per frame: -60 dB over rt60
         wet = 10 ** (rng.uniform(*self.aug.wet_db) / 10)
         tail = np.empty_like(power)
-        for j, d in enumerate(decay):  # lfilter per band: y[t] = x[t - 1] + d y[t - 1]
-            tail[:, j] = lfilter([0.0, 1.0 - d], [1.0, -d], power[:, j])
-        return power + wet * tail
+        # lfilter per band: y[t] = x[t - 1] + d y[t - 1]; with interference half the first frame's share
+        # arrives within the frame itself (its 93 ms window spans three hops)
+        lag0 = 0.5 if self.aug.interference else 0.0
+        for j, d in enumerate(decay):
+            tail[:, j] = lfilter([lag0 * (1.0 - d), (1.0 - lag0) * (1.0 - d)], [1.0, -d], power[:, j])
+        if not self.aug.interference:
+            return power + wet * tail
+        return self._interfere(power, wet * tail, rng) ** 2
+
+    def _interfere(self, power: np.ndarray, tail: np.ndarray, rng: np.random.Generator,
+                   overlap: int = 3) -> np.ndarray:
+        """Band magnitudes of direct sound plus tail when each bin of a band adds the tail with its own
+        random phase and the room's fixed random gain: every bin |a + s g z|, z complex Gaussian shared
+        by `overlap` neighbouring frames (frames overlap), averaged over the band's bins."""
+        k = self.bins_per_band[:power.shape[1]]
+        starts = np.concatenate([[0], np.cumsum(k)[:-1]])
+        n, frames = int(k.sum()), len(power)
+        gain = np.abs(rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)  # the room, per bin
+        re, im = rng.standard_normal((2, frames + overlap - 1, n), dtype=np.float32)
+        kernel = np.hanning(overlap + 2)[1:-1]
+        kernel = (kernel / np.sqrt(2 * (kernel ** 2).sum())).astype(np.float32)
+        zr = sum(c * re[i:i + frames] for i, c in enumerate(kernel))
+        zi = sum(c * im[i:i + frames] for i, c in enumerate(kernel))
+        s = np.repeat(np.sqrt(tail).astype(np.float32), k, axis=1) * gain.astype(np.float32)
+        mag = np.hypot(np.repeat(np.sqrt(power).astype(np.float32), k, axis=1) + s * zr, s * zi)
+        return np.add.reduceat(mag, starts, axis=1).astype(np.float64) / k
 
 
 def room_impulse(rng: np.random.Generator) -> np.ndarray:

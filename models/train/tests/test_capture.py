@@ -56,10 +56,11 @@ def test_simulator_without_reverb_adds_no_tail():
 def test_simulator_gain_and_noise_stay_in_range():
     rng = np.random.default_rng(1)
     bands = np.abs(rng.standard_normal((300, 137))) * 1e4
-    sim = C.Simulator(137)
-    for _ in range(20):
-        out = sim(bands, rng)
-        assert out.shape == bands.shape and np.isfinite(out).all() and (out >= 0).all()
+    for aug in (C.CaptureAug(), C.CaptureAug(interference=True)):
+        sim = C.Simulator(137, aug)
+        for _ in range(20):
+            out = sim(bands, rng)
+            assert out.shape == bands.shape and np.isfinite(out).all() and (out >= 0).all()
 
 
 def test_transpose_moves_a_tone_by_semitones_and_the_tempo_with_it():
@@ -71,3 +72,32 @@ def test_transpose_moves_a_tone_by_semitones_and_the_tempo_with_it():
         spectrum = np.abs(np.fft.rfft(out[sr:3 * sr] * np.hanning(2 * sr)))
         peak = np.argmax(spectrum) * sr / (2 * sr)
         assert abs(12 * np.log2(peak / 440.0) - k) < 0.05, f"{k:+d} semitones: peak at {peak:.1f} Hz"
+
+
+def _melody(seconds=8.0, note_s=0.25, seed=0):
+    """Plucked three-partial notes, a new pitch every `note_s`."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(note_s * SR)) / SR
+    env = np.minimum(1.0, t / 0.01) * np.exp(-t / 0.3)
+    notes = [env * sum(np.sin(2 * np.pi * h * 220.0 * 2 ** (rng.integers(0, 24) / 12) * t) / h for h in (1, 2, 3))
+             for _ in range(int(seconds / note_s))]
+    return 0.2 * np.concatenate(notes)
+
+
+def test_interfering_tail_keeps_the_texture_a_real_tail_keeps():
+    from earshot_train.robustness import _reverb
+
+    def texture(bands):  # mean frame-to-frame change of the model's input, once its level has settled
+        return np.abs(np.diff(F.compress(bands)[0][60:], axis=0)).mean()
+
+    x = _melody()
+    clean = F.band_magnitudes(x)
+    room = dict(p_reverb=1.0, rt60_s=(1.5, 1.5), wet_db=(0.0, 0.0), p_mic=0.0, p_lowpass=0.0, gain_db=(0.0, 0.0),
+                p_noise=0.0)
+    smooth = C.Simulator(clean.shape[1], C.CaptureAug(**room))
+    interfering = C.Simulator(clean.shape[1], C.CaptureAug(interference=True, **room))
+    for seed in range(2):
+        real = texture(F.band_magnitudes(_reverb(x, 1.5, wet_db=0.0, seed=seed)))
+        assert real < 0.5 * texture(clean)  # a tail does fill the gaps between notes
+        assert texture(smooth(clean, np.random.default_rng(seed))) < 0.7 * real  # expected power: too smooth
+        assert abs(texture(interfering(clean, np.random.default_rng(seed))) / real - 1) < 0.15
