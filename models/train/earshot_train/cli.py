@@ -150,7 +150,7 @@ SCREENED_V4 = ["edge-mid1-2d", "edge-mid10", "edge-v3"]  # vs edge (edge-v4)
 # fold models measured by `robustness` (train/results/robustness.md) unless --models names others
 # ("arch:seed"; robust-4q's seed-0 fold models were not kept, so its seed 1)
 ROBUSTNESS_MODELS = ["robust", "robust-4q:1", "robust-4q-m1", "robust-4q-m1p", "robust-4q-m1p-cons",
-                     "robust-4q-m1p-consr", "robust-4q-m1p-consq"]
+                     "robust-4q-m1p-consr", "robust-4q-m1p-consq", "robust-4q-m1p-consi"]
 
 
 def cmd_robustness(args) -> None:
@@ -220,14 +220,18 @@ def cmd_report(args) -> None:
     text += report.screening_table(args.data, "robust-4q-m1p", ["robust-4q-m1pc"])
     text += "\n\nedge-v7 trained to read a captured crop as it reads the clean one (consistency), against edge-v7:\n\n"
     text += report.screening_table(args.data, "robust-4q-m1p", ["robust-4q-m1p-cons", "robust-4q-m1p-consr",
-                                                                "robust-4q-m1p-consr4", "robust-4q-m1p-consq"])
+                                                                "robust-4q-m1p-consr4", "robust-4q-m1p-consq",
+                                                                "robust-4q-m1p-consi"])
+    text += "\n\nedge-v7's recipe trained again, seed 0 (fold models kept), against its own seed-0 runs:\n\n"
+    text += report.screening_table(args.data, "robust-4q-m1p", ["robust-4q-m1p-again"])
     text += "\n\nedge-v7 trained on crops transposed by 1 or 2 semitones (half of them), against edge-v7:\n\n"
     text += report.screening_table(args.data, "robust-4q-m1p", ["robust-4q-m1p-t"])
     text += ("\n\n4q-dev (popular music), held-out folds grouped by artist: signs of valence and arousal "
              "(balanced accuracy at the rating scale's midpoint, 0.5; AUC)\n\n")
     variants = ["robust-4q-m1", "robust-4q-f03", "robust-4q-f03m1", "robust-4q-rooms", "robust-4q-p1", "robust-4q-p1m1",
                 "robust-4q-p2w", "robust-4q-m1n", "robust-4q-m1p", "robust-4q-m1pc", "robust-4q-m1p-cons",
-                "robust-4q-m1p-consr", "robust-4q-m1p-consr4", "robust-4q-m1p-consq", "robust-4q-m1p-t"]
+                "robust-4q-m1p-consr", "robust-4q-m1p-consr4", "robust-4q-m1p-consq", "robust-4q-m1p-consi",
+                "robust-4q-m1p-t", "robust-4q-m1p-again"]
     text += report.fourq_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     mid = report.fourq_mid_table(args.data, ["robust", "robust-4q", "robust-clean", *variants])
     if mid:
