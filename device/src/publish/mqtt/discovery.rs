@@ -276,7 +276,7 @@ mod tests {
     fn hello() -> Hello {
         Hello {
             daemon: "0.1.0".into(),
-            model_id: "edge-v7".into(),
+            model_id: "edge-v8".into(),
             source: "demo".into(),
             hop_ms: 990,
             window_ms: 9993,
