@@ -301,19 +301,25 @@ def table(results: list[dict], data: Path) -> str:
 # Accuracy through capture on every held-out clip (not only the 60 above): the ratings' r and the
 # 4q-dev signs, clean and through the two conditions nearest a venue. r is blind to a shift that every
 # clip shares; a balanced accuracy at the scale's midpoint is not, and a venue reads absolute values.
-ACCURACY_CONDITIONS = {"clean": lambda x: x, "room": _room, "rt60": CONDITIONS["reverb RT60 1.5 s"]}
-ACCURACY_NAMES = {"clean": "clean", "room": "room (reverb + mic + -20 dB + pink -65 dBFS)",
-                  "rt60": "reverb RT60 1.5 s"}
+# cache name -> condition of CONDITIONS ("clean": none)
+ACCURACY_CONDITIONS = {"clean": "clean", "room": "room (reverb + mic + -20 dB + pink -65 dBFS)",
+                       "rt60": "reverb RT60 1.5 s"}
+ACCURACY_HOP = 156  # windows 5 s apart: clips of 10-37 s give 1-6 readings each
 
 
-def _capture_spec(path: Path, cond: str, clip: int) -> np.ndarray:
-    """The front end's spectrogram of a clip through a condition, cached (it does not depend on the model)."""
-    cache = D.CACHE_DIR / "capture_specs" / f"{cond}-{clip}.npy"
-    if not cache.exists():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        spec = frontend.spectrogram(ACCURACY_CONDITIONS[cond](frontend.load_audio(path)))
-        np.save(cache, spec.astype(np.float16))
-    return np.load(cache).astype(np.float32)
+def _capture_specs(path: Path, clip: int) -> dict[str, np.ndarray]:
+    """The front end's spectrogram of a clip through each accuracy condition, cached (they do not depend
+    on the model); the audio is decoded once, and only when a condition is missing."""
+    cache = {cond: D.CACHE_DIR / "capture_specs" / f"{cond}-{clip}.npy" for cond in ACCURACY_CONDITIONS}
+    missing = [cond for cond, f in cache.items() if not f.exists()]
+    if missing:
+        audio = frontend.load_audio(path)
+        cache["clean"].parent.mkdir(parents=True, exist_ok=True)
+        for cond in missing:
+            name = ACCURACY_CONDITIONS[cond]
+            spec = frontend.spectrogram(audio if name == "clean" else CONDITIONS[name](audio))
+            np.save(cache[cond], spec.astype(np.float16))
+    return {cond: np.load(f).astype(np.float32) for cond, f in cache.items()}
 
 
 def _shift(means: dict, clean: dict, clips: list[int]) -> list[float]:
@@ -337,8 +343,10 @@ def held_out_accuracy(data: Path, arch: str, seed: int = 0, log=print) -> dict:
     result = {"arch": arch, "seed": seed, "folds": {}}
     for k, test in enumerate(folds):
         predict = torch_predictor(load_fold_model(arch, k, seed)[0])
-        means = {cond: {i: predict(T.windows(_capture_spec(paths[i], cond, i), hop=156)).mean(0)
-                        for i in [*test, *fq_folds[k]]} for cond in ACCURACY_CONDITIONS}
+        means = {cond: {} for cond in ACCURACY_CONDITIONS}
+        for i in [*test, *fq_folds[k]]:
+            for cond, spec in _capture_specs(paths[i], i).items():
+                means[cond][i] = predict(T.windows(spec, hop=ACCURACY_HOP)).mean(0)
         rows = {}
         for cond, m in means.items():
             st = np.stack([m[i][7:] for i in test])
@@ -356,6 +364,10 @@ def held_out_accuracy(data: Path, arch: str, seed: int = 0, log=print) -> dict:
     return result
 
 
+def _mean_spread(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} +- {np.std(values):.3f}"
+
+
 def accuracy_table(results: list[dict]) -> str:
     """Markdown: per model and condition, the held-out accuracy (mean +- spread over folds)."""
     lines = ["Accuracy through capture on every held-out clip (360 Soundtracks, 564 4q-dev; each fold model on "
@@ -364,15 +376,12 @@ def accuracy_table(results: list[dict]) -> str:
              "", "| model | condition | Soundtracks avg r | valence BA | valence AUC | arousal BA | arousal AUC | "
              "shift 4q-dev valence / energy | shift Soundtracks valence / energy |", "|---" * 9 + "|"]
     for res in results:
-        for cond in ACCURACY_CONDITIONS:
+        for cond, name in ACCURACY_CONDITIONS.items():
             f = [v[cond] for v in res["folds"].values()]
-
-            def cell(key):
-                v = [np.mean(x[key]) for x in f]
-                return f"{np.mean(v):.3f} +- {np.std(v):.3f}"
-
+            cell = {key: _mean_spread([np.mean(x[key]) for x in f])
+                    for key in ("r", "valence_bacc", "valence_auc", "arousal_bacc", "arousal_auc")}
             s4, ss = np.mean([x["shift_4q"] for x in f], 0), np.mean([x["shift_soundtracks"] for x in f], 0)
-            lines.append(f"| {res['arch']} | {ACCURACY_NAMES[cond]} | {cell('r')} | {cell('valence_bacc')} | "
-                         f"{cell('valence_auc')} | {cell('arousal_bacc')} | {cell('arousal_auc')} | "
+            lines.append(f"| {res['arch']} | {name} | {cell['r']} | {cell['valence_bacc']} | "
+                         f"{cell['valence_auc']} | {cell['arousal_bacc']} | {cell['arousal_auc']} | "
                          f"{s4[0]:+.3f} / {s4[1]:+.3f} | {ss[0]:+.3f} / {ss[1]:+.3f} |")
     return "\n".join(lines)
